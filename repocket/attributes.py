@@ -1,0 +1,563 @@
+"""Field types of repocket models.
+
+Attributes are descriptors: declared on a model class they collect their own
+name (``__set_name__``), keep each instance's value in that instance's value
+dict, and return themselves when read from the class (so ``User.name`` can be
+introspected).
+
+Each attribute owns one conversion pair, like peewee's
+``db_value``/``python_value``:
+
+* :meth:`Attribute.to_json` turns a Python value into the JSON-safe value
+  stored in the envelope's ``"value"`` (``bytes`` are allowed there: the
+  envelope stores them as text or base64);
+* :meth:`Attribute.from_json` turns it back.
+
+:meth:`Attribute.cast` converts what a user assigns into the field's
+``__base_type__``; a value that cannot be converted raises
+:class:`~repocket.errors.ValidationError` naming ``Model.field`` and the value.
+
+Fields and ``None``: a field that was never given holds its ``default``
+(called, when callable, once per instance) or else its *empty value*: ``""``
+for :class:`Unicode`, ``b""`` for :class:`Bytes` and :class:`ByteStream`, and
+``None`` for every other type.  With ``null=False`` (the default), *assigning*
+``None`` is refused with a ValidationError; declare ``null=True`` for a field
+whose value may be set to ``None``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import json as _json
+import math
+import struct
+import uuid as _uuid
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from . import serialization
+from .errors import UnsavedRecordError, ValidationError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .model import ActiveRecord
+
+__all__ = [
+    "Attribute", "Unicode", "Bytes", "Integer", "Float", "Decimal", "DateTime",
+    "UUID", "AutoUUID", "JSON", "Pointer", "ByteStream",
+]
+
+_NOT_GIVEN: Any = object()
+
+
+class Attribute:
+    """Base class of every field type.
+
+    :param null: whether ``None`` may be assigned to the field.
+    :param default: the value of a field that was not given; a callable is
+        called once per new instance.
+    :param encoding: the text encoding used to turn ``str`` into ``bytes``
+        for byte fields.
+    """
+
+    __base_type__: ClassVar[type] = str
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        serialization.register_type(cls)
+
+    def __init__(self, null: bool = False, default: Any = None,
+                 encoding: str = "utf-8") -> None:
+        self.null = null
+        self.default = default
+        self.encoding = encoding
+        self.name: str = ""
+        self.owner: type | None = None
+
+    # -- descriptor protocol ------------------------------------------------
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.owner = owner
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return instance._values[self.name]
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        instance._values[self.name] = self.clean(value, type(instance).__name__)
+
+    def __repr__(self) -> str:
+        where = f"{self.owner.__name__}.{self.name}" if self.owner and self.name else "unbound"
+        return f"<{type(self).__name__} {where}>"
+
+    # -- documented 0.0.1 API -------------------------------------------------
+
+    @classmethod
+    def get_base_type(cls) -> type:
+        """Returns the ``__base_type__``: the Python type of the field's values."""
+        return cls.__base_type__
+
+    @classmethod
+    def cast(cls, value: Any) -> Any:
+        """Casts the attribute value as the defined ``__base_type__``.
+
+        :raises ValueError: or ``TypeError``, when the value cannot be cast.
+        """
+        if isinstance(value, cls.__base_type__):
+            return value
+        return cls.__base_type__(value)
+
+    def to_python(self, value: Any, simple: bool = False) -> Any:
+        """Returns a json-safe, serialized version of the attribute.
+
+        :param simple: ``True`` returns just the JSON-safe value; ``False``
+            returns the whole envelope (``{"type", "value", "module"}``).
+        """
+        data = serialization.envelope(self, value)
+        return data["value"] if simple else data
+
+    def to_string(self, value: Any) -> str:
+        """Utility method that knows how to safely convert the value into a string.
+
+        Returns the envelope JSON text, exactly what storage holds.
+        """
+        return serialization.dumps(self, value)
+
+    # -- conversion pair ------------------------------------------------------
+
+    @classmethod
+    def to_json(cls, value: Any) -> Any:
+        """The JSON-safe form of a (cast) value; ``bytes`` are allowed."""
+        return value
+
+    @classmethod
+    def from_json(cls, value: Any) -> Any:
+        """The Python value of a JSON-safe form produced by :meth:`to_json`."""
+        return cls.cast(value)
+
+    # -- used by the model layer ----------------------------------------------
+
+    def empty_value(self) -> Any:
+        """What a field holds when it was never given and has no default."""
+        return None
+
+    def initial_value(self) -> Any:
+        """The value of a new instance's field: the default or the empty value."""
+        if self.default is None:
+            return self.empty_value()
+        default = self.default() if callable(self.default) else self.default
+        return self.cast(default)
+
+    def clean(self, value: Any, model_name: str) -> Any:
+        """Validate and cast a value assigned to this field of ``model_name``.
+
+        :raises ValidationError: naming ``model_name.field`` and the value.
+        """
+        if value is None:
+            if self.null:
+                return None
+            raise ValidationError(
+                f"{model_name}.{self.name} does not accept None (declare it with null=True)",
+                model=model_name, field=self.name, value=value)
+        try:
+            return self.cast(value)
+        except (TypeError, ValueError, ArithmeticError, OverflowError) as exc:
+            raise ValidationError(
+                f"{model_name}.{self.name} ({type(self).__name__}) cannot take "
+                f"{_short_repr(value)}: {exc}",
+                model=model_name, field=self.name, value=value) from exc
+
+    def on_save(self, value: Any) -> Any:
+        """The value to store at save time; :class:`DateTime` stamps ``auto_now``."""
+        return value
+
+
+class Unicode(Attribute):
+    """Handles unicode-safe values ``__base_type__ = str``.
+
+    Accepts ``str``, and ``bytes`` in the field's encoding.
+    """
+
+    __base_type__ = str
+
+    @classmethod
+    def cast(cls, value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value).decode("utf-8")
+        raise TypeError(f"expected str or UTF-8 bytes, got {type(value).__name__}")
+
+    def empty_value(self) -> str:
+        return ""
+
+
+class Bytes(Attribute):
+    """Handles raw byte strings ``__base_type__ = bytes``.
+
+    A ``str`` is encoded with the field's encoding.  Stored as text when the
+    bytes are valid UTF-8, otherwise as base64 marked in the envelope.
+    """
+
+    __base_type__ = bytes
+
+    @classmethod
+    def cast(cls, value: Any) -> bytes:
+        if isinstance(value, bytes):
+            return value
+        if isinstance(value, (bytearray, memoryview)):
+            return bytes(value)
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        raise TypeError(f"expected bytes or str, got {type(value).__name__}")
+
+    def clean(self, value: Any, model_name: str) -> Any:
+        if isinstance(value, str) and self.encoding != "utf-8":
+            value = value.encode(self.encoding)
+        return super().clean(value, model_name)
+
+    @classmethod
+    def from_json(cls, value: Any) -> bytes:
+        return cls.cast(value)
+
+    def empty_value(self) -> bytes:
+        return b""
+
+
+class ByteStream(Bytes):
+    """Handles bytes that will be stored as a string in redis ``__base_type__ = bytes``.
+
+    The value lives in its own key (``<record key>:field:<name>``) rather
+    than in the record's hash, so that ``append_<name>(data)`` can grow it
+    with one ``APPEND`` without rewriting the record.  ``save()`` writes a
+    stream only when it was assigned since the record was loaded or saved,
+    so saving never overwrites bytes that another process appended.
+    """
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        super().__set__(instance, value)
+        instance._dirty_streams.add(self.name)
+
+
+class Integer(Attribute):
+    """Handles int ``__base_type__ = int``.  Any size is stored exactly."""
+
+    __base_type__ = int
+
+    @classmethod
+    def cast(cls, value: Any) -> int:
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(f"{value!r} is not a whole number")
+            return int(value)
+        if isinstance(value, decimal.Decimal):
+            if not value.is_finite() or value != value.to_integral_value():
+                raise ValueError(f"{value!r} is not a whole number")
+            return int(value)
+        if isinstance(value, (str, bytes)):
+            return int(value)
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+
+
+_CANONICAL_NAN_BITS = struct.unpack("<Q", struct.pack("<d", math.nan))[0]
+
+
+class Float(Attribute):
+    """Handles float ``__base_type__ = float``.
+
+    Finite floats are stored as JSON numbers (Python writes the shortest text
+    that reads back to the same bits).  JSON has no infinities or NaNs, so
+    those are stored as the strings ``"Infinity"``, ``"-Infinity"``, ``"NaN"``,
+    or ``"NaN:0x<hex bits>"`` for a NaN with a sign or payload, keeping every
+    float bit for bit.
+    """
+
+    __base_type__ = float
+
+    @classmethod
+    def cast(cls, value: Any) -> float:
+        if isinstance(value, float):
+            return value
+        if isinstance(value, (int, decimal.Decimal, str)) and not isinstance(value, bool):
+            return float(value)
+        raise TypeError(f"expected a number, got {type(value).__name__}")
+
+    @classmethod
+    def to_json(cls, value: float) -> Any:
+        if math.isfinite(value):
+            return value
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        bits = struct.unpack("<Q", struct.pack("<d", value))[0]
+        return "NaN" if bits == _CANONICAL_NAN_BITS else f"NaN:{bits:#018x}"
+
+    @classmethod
+    def from_json(cls, value: Any) -> float:
+        if isinstance(value, str) and value.startswith("NaN:"):
+            return struct.unpack("<d", struct.pack("<Q", int(value[4:], 16)))[0]
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise TypeError(f"expected a JSON number, got {type(value).__name__}")
+        return float(value)
+
+
+class Decimal(Attribute):
+    """Handles Decimal ``__base_type__ = decimal.Decimal``.
+
+    Stored as its exact text, so every digit (and the exponent) is kept.
+    """
+
+    __base_type__ = decimal.Decimal
+
+    @classmethod
+    def cast(cls, value: Any) -> decimal.Decimal:
+        if isinstance(value, decimal.Decimal):
+            return value
+        if isinstance(value, float):
+            # repr() is the shortest text of the float: what a person typed.
+            return decimal.Decimal(repr(value))
+        if isinstance(value, (int, str)) and not isinstance(value, bool):
+            try:
+                return decimal.Decimal(value)
+            except decimal.InvalidOperation:
+                raise ValueError(f"{value!r} is not a decimal number") from None
+        raise TypeError(f"expected a decimal number, got {type(value).__name__}")
+
+    @classmethod
+    def to_json(cls, value: decimal.Decimal) -> str:
+        return str(value)
+
+    @classmethod
+    def from_json(cls, value: Any) -> decimal.Decimal:
+        if not isinstance(value, str):
+            raise TypeError(f"expected decimal text, got {type(value).__name__}")
+        return cls.cast(value)
+
+
+class DateTime(Attribute):
+    """A date and time, aware or naive, kept to the microsecond.
+
+    Stored as ISO 8601 text; an aware value keeps its UTC offset (a named zone
+    is stored as its offset at that moment).
+
+    :param auto_now: stamp the current time (aware, UTC) on every ``save()``.
+    """
+
+    __base_type__ = _dt.datetime
+
+    def __init__(self, auto_now: bool = False, null: bool = False, **kwargs: Any) -> None:
+        super().__init__(null=null, **kwargs)
+        self.auto_now = auto_now
+
+    @classmethod
+    def cast(cls, value: Any) -> _dt.datetime:
+        if isinstance(value, _dt.datetime):
+            return value
+        if isinstance(value, str):
+            return _dt.datetime.fromisoformat(value)
+        raise TypeError(f"expected a datetime or ISO 8601 text, got {type(value).__name__}")
+
+    @classmethod
+    def to_json(cls, value: _dt.datetime) -> str:
+        if value.tzinfo is not None:
+            offset = value.utcoffset()
+            value = value.replace(tzinfo=_dt.timezone(offset) if offset is not None else None)
+        return value.isoformat()
+
+    @classmethod
+    def from_json(cls, value: Any) -> _dt.datetime:
+        if not isinstance(value, str):
+            raise TypeError(f"expected ISO 8601 text, got {type(value).__name__}")
+        return _dt.datetime.fromisoformat(value)
+
+    def on_save(self, value: Any) -> Any:
+        if self.auto_now:
+            return _dt.datetime.now(_dt.timezone.utc)
+        return value
+
+
+class UUID(Attribute):
+    """A UUID ``__base_type__ = uuid.UUID``; accepts a UUID or its text."""
+
+    __base_type__ = _uuid.UUID
+
+    @classmethod
+    def cast(cls, value: Any) -> _uuid.UUID:
+        if isinstance(value, _uuid.UUID):
+            return value
+        if isinstance(value, str):
+            return _uuid.UUID(value)
+        raise TypeError(f"expected a UUID or its text, got {type(value).__name__}")
+
+    @classmethod
+    def to_json(cls, value: _uuid.UUID) -> str:
+        return str(value)
+
+    @classmethod
+    def from_json(cls, value: Any) -> _uuid.UUID:
+        if not isinstance(value, str):
+            raise TypeError(f"expected UUID text, got {type(value).__name__}")
+        return _uuid.UUID(value)
+
+
+class AutoUUID(UUID):
+    """Automatically assigns a ``uuid1`` as the value. ``__base_type__ = uuid.UUID``.
+
+    The model's primary key: a model declares at most one, and a model that
+    declares none gets ``id = AutoUUID()``.  The value is assigned by the
+    first ``save()`` when none was given.
+    """
+
+    @staticmethod
+    def generate() -> _uuid.UUID:
+        """A new primary key value."""
+        return _uuid.uuid1()
+
+
+class JSON(Attribute):
+    """Stores python data as JSON text, and reads it back.
+
+    Accepts ``None``, ``bool``, ``int``, ``float`` (finite), ``str``, lists,
+    tuples (read back as lists) and dicts with ``str`` keys, nested freely.
+    """
+
+    __base_type__ = object
+
+    @classmethod
+    def cast(cls, value: Any) -> Any:
+        _check_json(value, "value")
+        # Normalise (tuples -> lists, fresh containers) so that what the
+        # instance holds is exactly what a load returns.
+        return _json.loads(_json.dumps(value, allow_nan=False))
+
+    @classmethod
+    def to_json(cls, value: Any) -> str:
+        return _json.dumps(value, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise TypeError(f"expected JSON text, got {type(value).__name__}")
+        return _json.loads(value)
+
+
+def _check_json(value: Any, path: str) -> None:
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path} is {value!r}, which JSON cannot hold")
+        return
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_json(item, f"{path}[{index}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{path} has a non-string key {key!r}")
+            _check_json(item, f"{path}[{key!r}]")
+        return
+    raise TypeError(f"{path} is a {type(value).__name__}, which JSON cannot hold")
+
+
+class Pointer(Attribute):
+    """Think of it as a soft foreign key.
+
+    Holds another record; stores the target's hash key.  Loading a record
+    loads the records its pointers name in one more round trip for the whole
+    batch.  A pointer whose target has been deleted loads as ``None`` (and a
+    warning is logged) rather than failing.
+
+    :param to_model: the target model class, or its name (for models declared
+        later, or pointing at themselves).
+    """
+
+    __base_type__ = object
+
+    def __init__(self, to_model: type[ActiveRecord] | str, null: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(null=null, **kwargs)
+        self._to_model = to_model
+
+    @property
+    def to_model(self) -> type[ActiveRecord]:
+        """The target model class (resolved by name on first use if needed)."""
+        if isinstance(self._to_model, str):
+            from .registry import resolve_model
+            self._to_model = resolve_model(self._to_model, near=self.owner)
+        return self._to_model
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        value = instance._values[self.name]
+        if isinstance(value, PendingPointer):
+            value = value.resolve(self, type(instance).__name__)
+            instance._values[self.name] = value
+        return value
+
+    def cast(self, value: Any) -> Any:  # type: ignore[override]
+        """Accept an instance of the target model; raise for anything else.
+
+        (0.0.1 looked the target up here; repocket loads pointers in batches
+        with the record that holds them instead.)
+        """
+        target = self.to_model
+        if isinstance(value, PendingPointer):
+            return value
+        if not isinstance(value, target):
+            raise TypeError(f"expected a {target.__name__} instance, "
+                            f"got {type(value).__name__}")
+        return value
+
+    @classmethod
+    def to_json(cls, value: Any) -> str:
+        if isinstance(value, PendingPointer):
+            return value.key
+        return value._record_key()
+
+    @classmethod
+    def from_json(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise TypeError(f"expected a record key, got {type(value).__name__}")
+        return value
+
+    def check_saved(self, value: Any, model_name: str) -> None:
+        """Refuse to store a pointer to a record that has never been saved."""
+        if value is None or isinstance(value, PendingPointer):
+            return
+        if not value._persisted:
+            raise UnsavedRecordError(
+                f"{model_name}.{self.name} points to an unsaved "
+                f"{type(value).__name__} ({value!r}); save it first")
+
+
+class PendingPointer:
+    """A pointer loaded as a key, fetched the first time it is read.
+
+    Records loaded *because a pointer named them* keep their own pointers in
+    this form, so loading never walks an unbounded chain of references.
+    """
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def resolve(self, attribute: Pointer, model_name: str) -> Any:
+        """Load the target record (``None`` when it no longer exists)."""
+        from .manager import load_pointer
+        return load_pointer(attribute, self.key, model_name)
+
+    def __repr__(self) -> str:
+        return f"<PendingPointer {self.key}>"
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

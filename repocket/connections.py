@@ -1,0 +1,111 @@
+"""Choosing where repocket stores data.
+
+Configure once, at application start-up::
+
+    from repocket.connections import configure
+
+    configure.connection_pool(hostname="localhost", port=6379, db=0)   # redis
+    configure.from_url("redis://:secret@cache.internal:6379/2")         # redis, by URL
+    configure.connection_pool(backend="memory")                        # no server
+    configure.from_url("memory://")                                     # the same
+
+Every model then uses that storage.  :meth:`configure.get_connection`
+returns the backend's native client (a ``redis.Redis``, or the ``FakeRedis``
+of the memory backend) for looking at raw data.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar
+
+from .errors import NotConfiguredError
+from .storage import Storage, backend_for_url, get_backend
+
+__all__ = ["configure"]
+
+_HOW_TO = ("configure it first, e.g. repocket.connections.configure.connection_pool("
+           "hostname='localhost', port=6379, db=0) for redis, or "
+           "configure.from_url('memory://') for the in-memory backend")
+
+
+class configure:  # noqa: N801 - the lower-case name is the documented 0.0.1 API
+    """global connection manager. this class is intended to be used as a singleton:
+
+    - :meth:`connection_pool` and :meth:`from_url` choose the storage every
+      model uses (the previous one, if any, is closed);
+    - :meth:`get_connection` can be used safely at any time after one of them.
+    """
+
+    _storage: ClassVar[Storage | None] = None
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def connection_pool(cls, hostname: str = "localhost", port: int = 6379, db: int = 0,
+                        *, username: str | None = None, password: str | None = None,
+                        backend: str = "redis", **options: Any) -> Storage:
+        """sets the global connection pool.
+
+        :param hostname: the redis server's host name, defaults to ``localhost``.
+        :param port: the port to connect to, defaults to ``6379``.
+        :param db: the redis database number, defaults to ``0``.
+        :param username: optional ACL user name.
+        :param password: optional password.
+        :param backend: ``"redis"`` (default) or ``"memory"``, or any
+            installed backend's scheme; a backend other than redis is built
+            from ``<backend>://`` and ``options``.
+        :param options: passed to the backend (for redis, to ``redis.Redis``).
+        :returns: the :class:`~repocket.storage.Storage` now in use.
+        """
+        backend_cls = get_backend(backend)
+        if backend in ("redis", "rediss"):
+            storage = backend_cls(host=hostname, port=port, db=db, username=username,
+                                  password=password, ssl=backend == "rediss", **options)
+        else:
+            storage = backend_cls.from_url(f"{backend}://", **options)
+        return cls.use(storage)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Storage:
+        """Choose storage by URL: ``redis://``, ``rediss://``, ``unix://``,
+        ``memory://``, or any installed backend's scheme.
+
+        :returns: the :class:`~repocket.storage.Storage` now in use.
+        """
+        return cls.use(backend_for_url(url, **options))
+
+    @classmethod
+    def use(cls, storage: Storage) -> Storage:
+        """Make an already built :class:`~repocket.storage.Storage` the global one."""
+        with cls._lock:
+            previous, cls._storage = cls._storage, storage
+        if previous is not None and previous is not storage:
+            previous.close()
+        return storage
+
+    @classmethod
+    def storage(cls) -> Storage:
+        """The storage in use.
+
+        :raises NotConfiguredError: nothing has been configured yet.
+        """
+        storage = cls._storage
+        if storage is None:
+            raise NotConfiguredError(f"repocket has no storage configured; {_HOW_TO}")
+        return storage
+
+    @classmethod
+    def get_connection(cls) -> Any:
+        """returns the native client of the configured backend (a ``redis.Redis``
+        for redis, a ``fakeredis.FakeRedis`` for memory).  this method should
+        **only** be called after you already called :meth:`connection_pool`.
+        """
+        return cls.storage().native_client
+
+    @classmethod
+    def reset(cls) -> None:
+        """Forget (and close) the configured storage."""
+        with cls._lock:
+            previous, cls._storage = cls._storage, None
+        if previous is not None:
+            previous.close()

@@ -1,0 +1,132 @@
+"""Every error repocket raises.
+
+One base class, :class:`RepocketError`, so that ``except RepocketError``
+catches anything repocket itself signals.  Subclasses also inherit the builtin
+exception a caller would naturally expect (``DoesNotExist`` is a
+``LookupError``, validation errors are ``ValueError``), so generic code keeps
+working.  Errors raised by a storage driver (redis-py, fakeredis, sqlite3...)
+are wrapped exactly once, at the storage edge, and the original is kept as
+``__cause__``.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+__all__ = [
+    "RepocketError",
+    "RepocketActiveRecordDefinitionError",
+    "ValidationError",
+    "UnknownFieldError",
+    "DoesNotExist",
+    "MultipleObjectsReturned",
+    "EnvelopeError",
+    "NotConfiguredError",
+    "StorageError",
+    "StorageConnectionError",
+    "BackendError",
+    "UnknownBackendError",
+    "BackendLoadError",
+    "UnsavedRecordError",
+]
+
+
+class RepocketError(Exception):
+    """Base class of every error raised by repocket."""
+
+
+class RepocketActiveRecordDefinitionError(RepocketError, TypeError):
+    """A model class is declared inconsistently.
+
+    Raised while the class statement runs, for example when a model declares
+    more than one :class:`~repocket.attributes.AutoUUID`.
+    """
+
+
+class ValidationError(RepocketError, ValueError):
+    """A value cannot be used for a field.
+
+    The message names the model, the field and the offending value; the same
+    facts are available as attributes for programs.
+    """
+
+    def __init__(self, message: str, *, model: str | None = None,
+                 field: str | None = None, value: Any = None) -> None:
+        super().__init__(message)
+        self.model = model
+        self.field = field
+        self.value = value
+
+
+class UnknownFieldError(ValidationError, builtins.KeyError):
+    """A keyword argument or lookup names a field the model does not have.
+
+    It is also a ``KeyError`` because ``record["nope"]`` raises it.
+    """
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would repr() the message and wrap it in quotes.
+        return str(self.args[0]) if self.args else ""
+
+
+class DoesNotExist(RepocketError, LookupError):
+    """No stored record matches a lookup.
+
+    Every model gets its own subclass, ``Model.DoesNotExist``, so callers can
+    catch a missing ``User`` without also catching a missing ``Project``.
+    """
+
+
+class MultipleObjectsReturned(RepocketError, LookupError):
+    """A lookup expected to match one record matched several."""
+
+
+class EnvelopeError(RepocketError, ValueError):
+    """Stored data is not a valid repocket envelope.
+
+    Raised when decoding a stored field that is not JSON, is not an envelope
+    object, names a type repocket does not know, or carries a value the type
+    cannot read.  The message names the storage key and the field.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None,
+                 field: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.field = field
+
+
+class UnsavedRecordError(RepocketError, ValueError):
+    """An operation needs a record that has been saved first.
+
+    For example a :class:`~repocket.attributes.Pointer` to a record that was
+    never saved, or ``append_<field>()`` on a new record.
+    """
+
+
+class NotConfiguredError(RepocketError, RuntimeError):
+    """A model was used before any storage was configured."""
+
+
+class StorageError(RepocketError):
+    """The storage backend failed to carry out an operation.
+
+    The driver's own exception is available as ``__cause__``.
+    """
+
+
+class StorageConnectionError(StorageError, builtins.ConnectionError):
+    """The storage server could not be reached; the message names where."""
+
+
+class BackendError(RepocketError):
+    """A storage backend could not be chosen or loaded."""
+
+
+class UnknownBackendError(BackendError, builtins.LookupError):
+    """No backend is registered for a URL scheme; the message lists those that are."""
+
+
+class BackendLoadError(BackendError, builtins.ImportError):
+    """A registered backend failed to import; the cause is kept as ``__cause__``."""

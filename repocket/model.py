@@ -1,0 +1,408 @@
+"""ActiveRecord: the base class of repocket models.
+
+A model is a class whose attributes are :mod:`repocket.attributes` fields::
+
+    class User(ActiveRecord):
+        name = attributes.Unicode()
+        email = attributes.Bytes()
+
+The metaclass collects the fields in definition order (inherited ones first),
+gives a model without an :class:`~repocket.attributes.AutoUUID` an implicit
+``id = AutoUUID()``, creates the model's own ``DoesNotExist`` and
+``MultipleObjectsReturned`` subclasses, adds an ``append_<name>()`` method per
+:class:`~repocket.attributes.ByteStream`, and records the class in
+:mod:`repocket.registry`.
+
+The model layer talks to storage only through :class:`repocket.storage.Storage`.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeVar
+
+from . import errors, serialization
+from .attributes import Attribute, AutoUUID, ByteStream, PendingPointer, Pointer
+from .connections import configure
+from .keys import Collection
+from .manager import Manager, ManagerDescriptor, field_matches_raw, pointer_key
+from .registry import register_model
+from .storage import RecordWrite, StoredRecord
+
+__all__ = ["ActiveRecord", "ActiveRecordMeta"]
+
+T = TypeVar("T", bound="ActiveRecord")
+
+# Names of the model API; a field with one of these names would hide it.
+_RESERVED = frozenset({
+    "save", "delete", "create", "matches", "to_dict", "objects",
+    "DoesNotExist", "MultipleObjectsReturned",
+})
+
+
+class ActiveRecordMeta(type):
+    """Builds model classes: collects fields and wires up the per-model API."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any],
+                **kwargs: Any) -> ActiveRecordMeta:
+        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        if not any(isinstance(base, ActiveRecordMeta) for base in bases):
+            return cls  # ActiveRecord itself declares no fields
+
+        fields: dict[str, Attribute] = {}
+        for base in reversed(cls.__mro__[1:]):
+            fields.update(base.__dict__.get("_fields", {}))
+        for attr_name, value in namespace.items():
+            if isinstance(value, Attribute):
+                fields[attr_name] = value
+        mcs._check_names(name, fields)
+
+        primary = [field_name for field_name, field in fields.items()
+                   if isinstance(field, AutoUUID)]
+        if len(primary) > 1:
+            raise errors.RepocketActiveRecordDefinitionError(
+                f"{name} declares more than one AutoUUID ({', '.join(primary)}); "
+                f"a model has exactly one primary key")
+        if not primary:
+            if "id" in fields:
+                raise errors.RepocketActiveRecordDefinitionError(
+                    f"{name}.id is a {type(fields['id']).__name__}, but a model without "
+                    f"an AutoUUID gets an implicit 'id = AutoUUID()'; declare "
+                    f"id = attributes.AutoUUID() or rename the field")
+            implicit = AutoUUID()
+            implicit.__set_name__(cls, "id")
+            type.__setattr__(cls, "id", implicit)
+            fields = {"id": implicit, **fields}
+            primary = ["id"]
+
+        cls._fields = MappingProxyType(fields)
+        cls._primary_key = primary[0]
+        cls._collection = Collection(cls.__module__, name)
+        cls._stream_fields = tuple(n for n, f in fields.items() if isinstance(f, ByteStream))
+        cls._pointer_fields = tuple(n for n, f in fields.items() if isinstance(f, Pointer))
+
+        cls.DoesNotExist = mcs._error_class(cls, bases, "DoesNotExist", errors.DoesNotExist)
+        cls.MultipleObjectsReturned = mcs._error_class(
+            cls, bases, "MultipleObjectsReturned", errors.MultipleObjectsReturned)
+
+        for stream in cls._stream_fields:
+            method_name = f"append_{stream}"
+            if method_name not in namespace:
+                setattr(cls, method_name, _make_appender(stream))
+
+        register_model(cls)  # type: ignore[arg-type]
+        return cls
+
+    @staticmethod
+    def _check_names(model_name: str, fields: Mapping[str, Attribute]) -> None:
+        for field_name in fields:
+            if field_name.startswith("_") or field_name in _RESERVED:
+                raise errors.RepocketActiveRecordDefinitionError(
+                    f"{model_name}.{field_name}: field names may not start with '_' "
+                    f"or be one of {', '.join(sorted(_RESERVED))}")
+
+    @staticmethod
+    def _error_class(cls: type, bases: tuple[type, ...], attr: str,
+                     root: type[Exception]) -> type[Exception]:
+        parent = next((getattr(base, attr) for base in bases
+                       if isinstance(base, ActiveRecordMeta) and hasattr(base, attr)), root)
+        return type(attr, (parent,), {
+            "__module__": cls.__module__,
+            "__qualname__": f"{cls.__qualname__}.{attr}",
+            "__doc__": f"No {cls.__name__} record matches the lookup."
+            if attr == "DoesNotExist" else f"Several {cls.__name__} records match the lookup.",
+        })
+
+
+def _make_appender(field_name: str) -> Callable[[ActiveRecord, Any], str]:
+    def append(self: ActiveRecord, data: Any) -> str:
+        return self._append_to_stream(field_name, data)
+
+    append.__name__ = f"append_{field_name}"
+    append.__doc__ = (f"Append bytes to the ``{field_name}`` ByteStream in storage (one APPEND) "
+                      f"and to this instance; returns the stream's key.")
+    return append
+
+
+class ActiveRecord(metaclass=ActiveRecordMeta):
+    """base model class, this is how you declare your active record.
+
+    ::
+
+        class User(ActiveRecord):
+            id = attributes.AutoUUID()
+            github_access_token = attributes.Bytes()
+            name = attributes.Unicode()
+            email = attributes.Unicode()
+            github_metadata = attributes.JSON()
+
+        user = User(name="Harry", github_metadata={"yay": "this is json baby!"})
+        keys = user.save()        # {"hash": "repocket:app.models:User:<id>", "strings": {}}
+        User.objects.get(id=user.id) == user   # True
+
+    Instances compare equal when they are of the same model and every field
+    holds the same value (as stored).  They are mutable and so unhashable.
+    Comparing with anything that is not a model gives ``NotImplemented`` (so
+    ``==`` is ``False``).
+    """
+
+    _fields: ClassVar[Mapping[str, Attribute]] = MappingProxyType({})
+    _primary_key: ClassVar[str]
+    _collection: ClassVar[Collection]
+    _stream_fields: ClassVar[tuple[str, ...]] = ()
+    _pointer_fields: ClassVar[tuple[str, ...]] = ()
+    DoesNotExist: ClassVar[type[errors.DoesNotExist]]
+    MultipleObjectsReturned: ClassVar[type[errors.MultipleObjectsReturned]]
+
+    objects: ClassVar[ManagerDescriptor] = ManagerDescriptor()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def __init__(self, **kw: Any) -> None:
+        cls = type(self)
+        unknown = [name for name in kw if name not in cls._fields]
+        if unknown:
+            raise errors.UnknownFieldError(
+                f"{cls.__name__} has no field {', '.join(map(repr, unknown))}; "
+                f"its fields are: {', '.join(cls._fields)}",
+                model=cls.__name__, field=unknown[0], value=kw[unknown[0]])
+        self._values: dict[str, Any] = {}
+        self._dirty_streams: set[str] = set()
+        self._persisted = False
+        for name, field in cls._fields.items():
+            if name in kw:
+                setattr(self, name, kw[name])
+            else:
+                self._values[name] = field.initial_value()
+                if name in cls._stream_fields and self._values[name]:
+                    self._dirty_streams.add(name)
+
+    # -- persistence -----------------------------------------------------------
+
+    @classmethod
+    def create(cls: type[T], **kwargs: Any) -> T:
+        """Takes all the valid attributes of an active record, saves it
+        immediately and returns the instance, ready for further manipulation."""
+        instance = cls(**kwargs)
+        instance.save()
+        return instance
+
+    def save(self) -> dict[str, Any]:
+        """Persists the model in storage, atomically and in one round trip.
+
+        Automatically generates a primary key value if one was not provided,
+        and stamps ``DateTime(auto_now=True)`` fields.  Nothing on the instance
+        changes if the save fails.
+
+        :returns: ``{"hash": <record key>, "strings": {<stream field>: <key>}}``
+            naming the keys that hold the record; ``strings`` lists the
+            ByteStream fields that hold data.
+        :raises ValidationError: a value cannot be stored.
+        :raises UnsavedRecordError: a Pointer names a record never saved.
+        """
+        cls = type(self)
+        storage = configure.storage()
+        values = dict(self._values)
+        for name, field in cls._fields.items():
+            values[name] = field.on_save(values[name])
+            if isinstance(field, Pointer):
+                field.check_saved(values[name], cls.__name__)
+        if values[cls._primary_key] is None:
+            values[cls._primary_key] = AutoUUID.generate()
+        record_id = str(values[cls._primary_key])
+        encoded = {
+            name: serialization.dumps(field, values[name])
+            for name, field in cls._fields.items() if name not in cls._stream_fields
+        }
+        streams = {name: values[name] for name in cls._stream_fields
+                   if name in self._dirty_streams}
+        storage.save_record(RecordWrite(cls._collection, record_id, encoded, streams))
+        self._values = values
+        self._persisted = True
+        self._dirty_streams.clear()
+        return self._keys()
+
+    def delete(self) -> int:
+        """Deletes all the storage keys used by this record.
+
+        :returns: the number of record keys removed: 1 for the record's hash
+            plus 1 per ByteStream holding data; 0 if it was not stored.
+        """
+        cls = type(self)
+        pk = self._values[cls._primary_key]
+        if pk is None:
+            return 0
+        removed = configure.storage().delete_record(cls._collection, str(pk), cls._stream_fields)
+        self._persisted = False
+        return removed
+
+    def _append_to_stream(self, name: str, data: Any) -> str:
+        cls = type(self)
+        field = cls._fields[name]
+        chunk = field.clean(data, cls.__name__)
+        if not self._persisted:
+            raise errors.UnsavedRecordError(
+                f"{cls.__name__}.append_{name}() needs a saved record; call save() first")
+        if name in self._dirty_streams:
+            raise errors.UnsavedRecordError(
+                f"{cls.__name__}.{name} was changed since the last save; "
+                f"call save() before append_{name}()")
+        storage = configure.storage()
+        record_id = str(self._values[cls._primary_key])
+        length = storage.append_to_stream(cls._collection, record_id, name, chunk)
+        local = self._values[name] + chunk
+        if length != len(local):
+            # Another writer appended too: our copy is stale, read the stream.
+            stored = storage.load_record(cls._collection, record_id, (name,))
+            local = stored.streams.get(name, b"") if stored is not None else local
+        self._values[name] = local
+        return cls._collection.stream_key(record_id, name)
+
+    # -- reading values ----------------------------------------------------------
+
+    def matches(self, kw: Mapping[str, Any]) -> bool:
+        """Takes a dictionary with keyword args and returns true if ALL the
+        args match the model field values.
+
+        Values are compared after casting to the field's type, so
+        ``matches({"id": "970773fa-..."})`` matches a UUID id.  A Pointer
+        field matches a model instance, its id, or its record key.
+
+        :raises UnknownFieldError: a key is not a field of the model.
+        """
+        cls = type(self)
+        for name, expected in kw.items():
+            field = cls._field(name)
+            if not field_matches_raw(field, self._values[name], expected, cls.__name__):
+                return False
+        return True
+
+    def to_dict(self, simple: bool = True) -> dict[str, Any]:
+        """The record's values in JSON-safe form, by field name.
+
+        :param simple: ``True`` gives each field's JSON-safe value (bytes as
+            UTF-8 text, or base64 when not valid UTF-8; a pointer as its
+            target's key); ``False`` gives each field's full envelope object.
+        """
+        return {name: field.to_python(self._values[name], simple=simple)
+                for name, field in type(self)._fields.items()}
+
+    def __getitem__(self, name: str) -> Any:
+        type(self)._field(name)
+        return getattr(self, name)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        type(self)._field(name)
+        setattr(self, name, value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ActiveRecord):
+            return NotImplemented
+        return type(self) is type(other) and self._stored_form() == other._stored_form()
+
+    def __repr__(self) -> str:
+        shown = []
+        for name in type(self)._fields:
+            value = self._values[name]
+            if isinstance(value, ActiveRecord):
+                text = f"<{type(value).__name__} {value._values[type(value)._primary_key]}>"
+            elif isinstance(value, PendingPointer):
+                text = f"<{value.key}>"
+            else:
+                text = _repr(value)
+            shown.append(f"{name}={text}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    # -- internals shared with the manager ---------------------------------------
+
+    @classmethod
+    def _field(cls, name: str) -> Attribute:
+        try:
+            return cls._fields[name]
+        except KeyError:
+            raise errors.UnknownFieldError(
+                f"{cls.__name__} has no field {name!r}; its fields are: "
+                f"{', '.join(cls._fields)}", model=cls.__name__, field=name) from None
+
+    def _record_key(self) -> str:
+        pk = self._values[type(self)._primary_key]
+        if pk is None:
+            raise errors.UnsavedRecordError(
+                f"this {type(self).__name__} has no id yet; save it first")
+        return type(self)._collection.record_key(str(pk))
+
+    def _keys(self) -> dict[str, Any]:
+        cls = type(self)
+        record_id = str(self._values[cls._primary_key])
+        return {
+            "hash": cls._collection.record_key(record_id),
+            "strings": {name: cls._collection.stream_key(record_id, name)
+                        for name in cls._stream_fields if self._values[name]},
+        }
+
+    def _stored_form(self) -> dict[str, Any]:
+        form: dict[str, Any] = {}
+        for name, field in type(self)._fields.items():
+            value = self._values[name]
+            if isinstance(field, Pointer):
+                form[name] = pointer_key(value)
+            elif isinstance(field, ByteStream):
+                form[name] = value
+            else:
+                form[name] = serialization.dumps(field, value)
+        return form
+
+    @classmethod
+    def _from_stored(cls: type[T], stored: StoredRecord) -> T:
+        """Build an instance from what storage returned (pointers left pending)."""
+        key = cls._collection.record_key(stored.record_id)
+        instance = cls.__new__(cls)
+        instance._values = {}
+        instance._dirty_streams = set()
+        instance._persisted = True
+        for name, field in cls._fields.items():
+            if isinstance(field, ByteStream):
+                instance._values[name] = bytes(stored.streams.get(name, b""))
+                continue
+            text = stored.fields.get(name)
+            if text is None:
+                instance._values[name] = field.initial_value()
+                continue
+            value = serialization.loads(field, text, key=key, field=name)
+            if value is None:
+                value = None if field.null else field.empty_value()
+            elif isinstance(field, Pointer):
+                value = _pending_pointer(field, value, key, name)
+            instance._values[name] = value
+        if instance._values[cls._primary_key] is None:
+            instance._values[cls._primary_key] = AutoUUID.cast(stored.record_id)
+        return instance
+
+
+def _pending_pointer(field: Pointer, key: str, holder_key: str, name: str) -> PendingPointer:
+    from .keys import parse_record_key
+    try:
+        collection, _ = parse_record_key(key)
+    except errors.EnvelopeError as exc:
+        raise errors.EnvelopeError(f"field {name!r} of {holder_key!r}: {exc}",
+                                   key=holder_key, field=name) from None
+    if collection != field.to_model._collection:
+        raise errors.EnvelopeError(
+            f"field {name!r} of {holder_key!r} points to {key!r}, which is not a "
+            f"{field.to_model.__name__} record", key=holder_key, field=name)
+    return PendingPointer(key)
+
+
+_short = reprlib.Repr()
+_short.maxstring = 60
+_short.maxother = 120
+
+
+def _repr(value: Any) -> str:
+    return _short.repr(value)
+
+
+# The manager needs the model module to build instances; it imports lazily.
+Manager.model_base = ActiveRecord

@@ -1,0 +1,65 @@
+"""The registry of declared model classes.
+
+Every :class:`~repocket.model.ActiveRecord` subclass is recorded here when
+its class statement runs, by ``(module, name)``.  Pointers declared with a
+model *name* and pointer keys read from storage are resolved through it; it
+never imports anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from .errors import RepocketActiveRecordDefinitionError
+from .keys import Collection
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .model import ActiveRecord
+
+__all__ = ["register_model", "models", "resolve_model", "model_for_collection"]
+
+_models: dict[tuple[str, str], type[ActiveRecord]] = {}
+
+
+def register_model(cls: type[ActiveRecord]) -> None:
+    """Record a model class; a later class with the same module and name replaces it."""
+    _models[(cls.__module__, cls.__name__)] = cls
+
+
+def models() -> Mapping[tuple[str, str], type[ActiveRecord]]:
+    """A read-only view of ``(module, name) -> model class``."""
+    return MappingProxyType(_models)
+
+
+def model_for_collection(collection: Collection) -> type[ActiveRecord] | None:
+    """The model class whose records a collection holds, if it is declared."""
+    return _models.get((collection.module, collection.name))
+
+
+def resolve_model(name: str, near: type | None = None) -> type[ActiveRecord]:
+    """Find a model by ``"Name"`` or ``"package.module.Name"``.
+
+    A bare name is looked up first in the module of ``near`` (the class that
+    declared the pointer), then anywhere if exactly one model has that name.
+
+    :raises RepocketActiveRecordDefinitionError: no model or several match.
+    """
+    if "." in name:
+        module, _, short = name.rpartition(".")
+        found = _models.get((module, short))
+        if found is not None:
+            return found
+    else:
+        if near is not None and (near.__module__, name) in _models:
+            return _models[(near.__module__, name)]
+        matches = [cls for (module, short), cls in _models.items() if short == name]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise RepocketActiveRecordDefinitionError(
+                f"pointer target {name!r} is ambiguous: "
+                + ", ".join(sorted(f"{m.__module__}.{m.__name__}" for m in matches))
+                + "; use the dotted name")
+    raise RepocketActiveRecordDefinitionError(f"no model named {name!r} has been declared")

@@ -1,0 +1,150 @@
+"""The envelope: the one encoder and decoder of every stored field value.
+
+Each stored field is a JSON object, exactly as repocket 0.0.1 wrote it::
+
+    {"type": "Unicode", "value": "Harry Potter", "module": "repocket.attributes"}
+
+``type`` and ``module`` name the attribute class that wrote the value;
+``value`` is that attribute's JSON-safe form of it.  Bytes that are not valid
+UTF-8 cannot be JSON text, so they are stored in base64 and the envelope says
+so with one more member, ``"encoding": "base64"``.
+
+Decoding looks ``(module, type)`` up in a registry of attribute classes that
+the program itself defined.  It never imports the module named in stored data
+and never unpickles: whoever can write to the database must not be able to
+make the application run code.  Anything that is not a valid envelope raises
+:class:`~repocket.errors.EnvelopeError` naming the key and field.
+
+Every backend stores the texts this module produces; none has its own format.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from .errors import EnvelopeError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .attributes import Attribute
+
+__all__ = ["register_type", "registered_types", "envelope", "dumps", "loads",
+           "decode_envelope", "BASE64"]
+
+BASE64 = "base64"
+
+_types: dict[tuple[str, str], type[Attribute]] = {}
+
+
+def register_type(cls: type[Attribute]) -> type[Attribute]:
+    """Make an attribute class decodable from envelopes that name it.
+
+    Every subclass of :class:`~repocket.attributes.Attribute` registers itself
+    when its class statement runs, under ``(cls.__module__, cls.__name__)``, so
+    a custom attribute type in your own module is found the same way.
+    """
+    _types[(cls.__module__, cls.__name__)] = cls
+    return cls
+
+
+def registered_types() -> Mapping[tuple[str, str], type[Attribute]]:
+    """A read-only view of ``(module, type name) -> attribute class``."""
+    return MappingProxyType(_types)
+
+
+def envelope(attribute: Attribute, value: Any) -> dict[str, Any]:
+    """The envelope object for ``value`` of ``attribute`` (not yet JSON text)."""
+    cls = type(attribute)
+    json_value = None if value is None else attribute.to_json(value)
+    data: dict[str, Any] = {"type": cls.__name__, "value": json_value, "module": cls.__module__}
+    if isinstance(json_value, (bytes, bytearray)):
+        try:
+            data["value"] = bytes(json_value).decode("utf-8")
+        except UnicodeDecodeError:
+            data["value"] = base64.b64encode(json_value).decode("ascii")
+            data["encoding"] = BASE64
+    return data
+
+
+def dumps(attribute: Attribute, value: Any) -> str:
+    """Encode ``value`` of ``attribute`` as envelope JSON text.
+
+    The text is pure ASCII (non-ASCII characters are ``\\u`` escaped), so any
+    Python string, lone surrogates included, is stored and read back exactly.
+    """
+    return json.dumps(envelope(attribute, value), ensure_ascii=True, allow_nan=False)
+
+
+def decode_envelope(text: str | bytes, *, key: str | None = None,
+                    field: str | None = None) -> tuple[type[Attribute], Any]:
+    """Parse envelope text into ``(attribute class, JSON-safe value)``.
+
+    A base64-marked value is returned as ``bytes``.
+
+    :raises EnvelopeError: the text is not JSON, not an envelope, or names an
+        attribute type that this program has not defined.
+    """
+    where = f"field {field!r} of {key!r}" if key else f"field {field!r}"
+    try:
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode("utf-8")
+        data = json.loads(text)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise EnvelopeError(f"{where} does not hold a repocket envelope: "
+                            f"{_preview(text)} ({exc})", key=key, field=field) from exc
+    if (not isinstance(data, dict) or not isinstance(data.get("type"), str)
+            or not isinstance(data.get("module"), str) or "value" not in data):
+        raise EnvelopeError(f"{where} does not hold a repocket envelope "
+                            f"(a JSON object with 'type', 'value' and 'module'): "
+                            f"{_preview(text)}", key=key, field=field)
+    cls = _types.get((data["module"], data["type"]))
+    if cls is None:
+        raise EnvelopeError(f"{where} names an unknown attribute type "
+                            f"{data['module']}.{data['type']}; repocket never imports "
+                            f"modules named in stored data", key=key, field=field)
+    value = data["value"]
+    encoding = data.get("encoding")
+    if encoding is not None:
+        if encoding != BASE64 or not isinstance(value, str):
+            raise EnvelopeError(f"{where} has an unsupported value encoding {encoding!r}",
+                                key=key, field=field)
+        try:
+            value = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise EnvelopeError(f"{where} holds invalid base64: {_preview(value)}",
+                                key=key, field=field) from exc
+    return cls, value
+
+
+def loads(attribute: Attribute, text: str | bytes, *, key: str | None = None,
+          field: str | None = None) -> Any:
+    """Decode envelope text stored for ``attribute`` into a Python value.
+
+    The envelope's own type reads its value; when the field's declared type
+    differs (the model changed since the value was written), the result is
+    then cast to the declared type.
+
+    :raises EnvelopeError: invalid envelope, or a value neither type can read.
+    """
+    cls, json_value = decode_envelope(text, key=key, field=field)
+    if json_value is None:
+        return None
+    try:
+        value = cls.from_json(json_value)
+        if not isinstance(attribute, cls):
+            value = attribute.cast(value)
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        where = f"field {field!r} of {key!r}" if key else f"field {field!r}"
+        raise EnvelopeError(f"{where} holds a {cls.__name__} envelope whose value "
+                            f"{_preview(json_value)} cannot be read: {exc}",
+                            key=key, field=field) from exc
+    return value
+
+
+def _preview(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

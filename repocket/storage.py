@@ -1,0 +1,328 @@
+"""The storage seam: the :class:`Storage` protocol and the backend registry.
+
+The model layer (models, attributes, managers, queries) talks to storage only
+through the record-level methods of :class:`Storage`.  Values cross the seam
+already encoded by :mod:`repocket.serialization`: a backend stores the
+envelope texts and stream bytes it is given and returns them unchanged.
+
+A backend is chosen by URL scheme.  Schemes come from two places:
+
+* the entry point group ``repocket.backends`` (name = scheme, value =
+  ``package.module:StorageClass``), read with :mod:`importlib.metadata` the
+  first time a scheme is looked up; repocket's own ``redis``, ``rediss``,
+  ``unix`` and ``memory`` backends are declared there too;
+* :func:`register_backend`, for applications and tests that do not package
+  their backend.
+
+Backend classes are imported only when their scheme is first asked for, so a
+broken plugin breaks only the code that asks for it.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import MappingProxyType
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from .errors import BackendLoadError, UnknownBackendError
+from .keys import Collection
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Collection",
+    "RecordWrite",
+    "LoadRequest",
+    "StoredRecord",
+    "Storage",
+    "register_backend",
+    "available_backends",
+    "get_backend",
+    "backend_for_url",
+]
+
+ENTRY_POINT_GROUP = "repocket.backends"
+
+
+# ---------------------------------------------------------------------------
+# Values that cross the seam
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RecordWrite:
+    """Everything one ``save()`` writes, to be applied atomically.
+
+    :param collection: the model's collection.
+    :param record_id: the record's id (its primary key as text).
+    :param fields: hash field name -> envelope text, for every non-stream field.
+    :param streams: ByteStream field name -> full new content, only for the
+        streams the caller changed; ``b""`` means the stream is now empty and
+        its storage should be removed.  Streams not named are left untouched,
+        so a save never clobbers bytes another process appended.
+    """
+
+    collection: Collection
+    record_id: str
+    fields: Mapping[str, str]
+    streams: Mapping[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """One record to load: its collection, id, and the stream fields to fetch."""
+
+    collection: Collection
+    record_id: str
+    streams: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A record as storage returned it.
+
+    :param fields: field name -> envelope text (bytes are accepted too).
+    :param streams: stream field name -> content; a stream that was never
+        written is ``b""``.
+    """
+
+    record_id: str
+    fields: Mapping[str, str | bytes]
+    streams: Mapping[str, bytes]
+
+
+# ---------------------------------------------------------------------------
+# The protocol
+# ---------------------------------------------------------------------------
+
+class Storage(abc.ABC):
+    """What a repocket backend implements.
+
+    Subclass it (or provide the same methods) and declare the class under the
+    ``repocket.backends`` entry point group.  Every method that talks to a
+    server wraps the driver's errors in :class:`~repocket.errors.StorageError`
+    (connection failures in :class:`~repocket.errors.StorageConnectionError`)
+    with the original as ``__cause__``.
+    """
+
+    #: URL scheme this class is registered under, for messages.
+    scheme: ClassVar[str] = ""
+    #: True when ``save_record`` applies hash, streams and index together,
+    #: all or nothing.  The built-in backends are atomic.
+    atomic_saves: ClassVar[bool] = True
+    #: True when the backend keeps data after the process exits.
+    persistent: ClassVar[bool] = True
+
+    # -- Backend-specific methods ----------------------------------------------
+
+    @classmethod
+    @abc.abstractmethod
+    def from_url(cls, url: str, **options: Any) -> Storage:
+        """Build a storage from a URL whose scheme selected this class."""
+
+    @abc.abstractmethod
+    def save_record(self, write: RecordWrite) -> None:
+        """Write a record's fields, changed streams and index entries atomically.
+
+        Creates the record or updates it in place.  In one round trip on
+        backends with a server.
+        """
+
+    @abc.abstractmethod
+    def load_records(self, requests: Sequence[LoadRequest]) -> list[StoredRecord | None]:
+        """Load many records (of any collections), in one round trip.
+
+        :returns: one entry per request, in order; ``None`` for a record that
+            does not exist.
+        """
+
+    @abc.abstractmethod
+    def delete_record(self, collection: Collection, record_id: str,
+                      streams: Sequence[str]) -> int:
+        """Delete a record, its streams and its index entries atomically.
+
+        :param streams: the model's stream field names.
+        :returns: how many record keys were removed: 1 for the fields plus one
+            per stream that held data; 0 when the record did not exist.
+        """
+
+    @abc.abstractmethod
+    def append_to_stream(self, collection: Collection, record_id: str,
+                         field: str, data: bytes) -> int:
+        """Append ``data`` to a stream field and return its new length in bytes."""
+
+    @abc.abstractmethod
+    def iter_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
+        """Yield the id of every record of a collection, each once.
+
+        Ids are fetched ``batch_size`` at a time, so iterating never holds the
+        whole collection in memory.
+        """
+
+    @abc.abstractmethod
+    def count_records(self, collection: Collection) -> int:
+        """How many records a collection holds, without loading them."""
+
+    @abc.abstractmethod
+    def clear(self) -> None:
+        """Remove every record and index entry repocket stored here."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Check that the storage answers; raise StorageConnectionError if not."""
+
+    @property
+    @abc.abstractmethod
+    def native_client(self) -> Any:
+        """The driver object underneath, for looking at raw data."""
+
+    # -- Generic wrappers --------------------------------------------------------
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """Release connections; the default does nothing."""
+
+    def load_record(self, collection: Collection, record_id: str,
+                    streams: Sequence[str] = ()) -> StoredRecord | None:
+        """Load a single record; see :meth:`load_records`."""
+        return self.load_records([LoadRequest(collection, record_id, tuple(streams))])[0]
+
+    def describe(self) -> str:
+        """A short description of where this storage points, for messages."""
+        return f"{type(self).__name__}"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"
+
+
+#: Names a backend class must provide, checked when it is loaded.
+REQUIRED_METHODS: tuple[str, ...] = tuple(sorted(Storage.__abstractmethods__))
+
+
+# ---------------------------------------------------------------------------
+# Backend registry
+# ---------------------------------------------------------------------------
+
+@dataclass
+class _Entry:
+    target: str | type[Storage]
+    origin: str                      # "register_backend()" or "distribution X entry point Y"
+    conflicts: list[str] = field(default_factory=list)
+
+
+# repocket's own backends are declared as entry points too (setup.py); they
+# are listed here as well so that a source checkout that was never installed
+# still finds them.  An entry point naming the same target is not a conflict.
+_BUILTIN = {
+    "redis": "repocket.backends.redis:RedisStorage",
+    "rediss": "repocket.backends.redis:RedisStorage",
+    "unix": "repocket.backends.redis:RedisStorage",
+    "memory": "repocket.backends.memory:MemoryStorage",
+}
+_registry: dict[str, _Entry] = {
+    scheme: _Entry(target, "repocket (built in)") for scheme, target in _BUILTIN.items()
+}
+_entry_points_loaded = False
+_lock = threading.RLock()
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        dist_name = dist.metadata["Name"] if dist is not None else "<unknown distribution>"
+        origin = f"distribution {dist_name!r}, entry point {ep.name} = {ep.value}"
+        existing = _registry.get(ep.name)
+        if existing is None:
+            _registry[ep.name] = _Entry(ep.value, origin)
+        elif existing.target != ep.value and _BUILTIN.get(ep.name) != ep.value:
+            # Two distributions claim one scheme: refuse to guess which wins.
+            existing.conflicts.append(origin)
+    _entry_points_loaded = True
+
+
+def register_backend(scheme: str, backend: str | type[Storage]) -> None:
+    """Register a backend class (or ``"package.module:Class"``) for a URL scheme.
+
+    A scheme registered here takes precedence over an entry point of the same
+    name; this is meant for applications and tests that do not package their
+    backend.
+    """
+    with _lock:
+        _load_entry_points()
+        _registry[scheme] = _Entry(backend, "register_backend()")
+
+
+def available_backends() -> Mapping[str, str]:
+    """A read-only view of scheme -> where its backend class comes from."""
+    with _lock:
+        _load_entry_points()
+        return MappingProxyType({
+            scheme: entry.target if isinstance(entry.target, str)
+            else f"{entry.target.__module__}:{entry.target.__qualname__}"
+            for scheme, entry in sorted(_registry.items())
+        })
+
+
+def _import_target(scheme: str, entry: _Entry) -> type[Storage]:
+    target = entry.target
+    if isinstance(target, type):
+        return target
+    module_name, _, attr = target.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split(".") if attr else ():
+            obj = getattr(obj, part)
+    except Exception as exc:  # any failure of third-party import code
+        raise BackendLoadError(
+            f"the repocket backend for scheme {scheme!r} ({entry.origin}) "
+            f"failed to load: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(obj, type):
+        raise BackendLoadError(f"the repocket backend for scheme {scheme!r} "
+                               f"({entry.origin}) is not a class: {obj!r}")
+    missing = [name for name in REQUIRED_METHODS if not callable(getattr(obj, name, None))
+               and not isinstance(getattr(obj, name, None), property)]
+    if missing:
+        raise BackendLoadError(
+            f"the repocket backend for scheme {scheme!r} ({entry.origin}) does not "
+            f"implement the Storage protocol; missing: {', '.join(missing)}")
+    return obj
+
+
+def get_backend(scheme: str) -> type[Storage]:
+    """The backend class registered for ``scheme``, imported on first use.
+
+    :raises UnknownBackendError: no backend has that scheme; the message lists
+        the schemes that are available.
+    :raises BackendLoadError: the backend failed to import, two distributions
+        claim the scheme, or the class lacks protocol methods.
+    """
+    with _lock:
+        _load_entry_points()
+        entry = _registry.get(scheme)
+        if entry is None:
+            known = ", ".join(sorted(_registry)) or "none"
+            raise UnknownBackendError(
+                f"no repocket backend for URL scheme {scheme!r}; available schemes: {known}")
+        if entry.conflicts:
+            raise BackendLoadError(
+                f"several distributions provide a repocket backend for scheme {scheme!r}: "
+                + "; ".join([entry.origin, *entry.conflicts])
+                + ". Uninstall all but one, or call repocket.storage.register_backend().")
+        cls = _import_target(scheme, entry)
+        entry.target = cls  # cache the import
+        return cls
+
+
+def backend_for_url(url: str, **options: Any) -> Storage:
+    """Build the storage a URL names, e.g. ``redis://localhost:6379/0`` or ``memory://``."""
+    scheme = urlsplit(url).scheme
+    if not scheme:
+        raise UnknownBackendError(
+            f"{url!r} has no scheme; use e.g. 'redis://localhost:6379/0' or 'memory://'")
+    return get_backend(scheme).from_url(url, **options)
