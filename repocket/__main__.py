@@ -1,0 +1,5 @@
+"""``python -m repocket``: the command line."""
+
+from .cli import main
+
+main(prog_name="repocket")

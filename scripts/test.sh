@@ -1,0 +1,27 @@
+#!/bin/sh
+# Install what the tests need and run the whole suite.
+#
+#   sh scripts/test.sh [pytest arguments]
+#
+# Needs Python 3.10+.  The redis backend is tested against a real
+# redis-server, which this script installs from Debian's packages when it is
+# missing (as root, or with sudo).  The virtual environment is .venv, or
+# $REPOCKET_VENV.
+set -eu
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "redis-server is missing; installing Debian's redis-server package" >&2
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+
+VENV="${REPOCKET_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet -e '.[test]'
+exec "$VENV/bin/python" -m pytest "$@"

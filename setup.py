@@ -1,0 +1,57 @@
+"""Packaging for repocket."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'^__version__ = "([^"]+)"',
+                    (HERE / "repocket" / "__init__.py").read_text(), re.M).group(1)
+
+setup(
+    name="repocket",
+    version=VERSION,
+    description="An active-record ORM for Python that uses Redis as its main data store",
+    long_description=(HERE / "README.rst").read_text(encoding="utf-8"),
+    long_description_content_type="text/x-rst",
+    author="repocket contributors",
+    license="MIT",
+    url="https://github.com/gabrielfalcao/repocket",
+    packages=find_packages(include=["repocket", "repocket.*"]),
+    package_data={"repocket": ["py.typed"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "redis>=5.0",
+        "fakeredis>=2.20",
+        "click>=8.1",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=7.4",
+            "hypothesis>=6.90",
+        ],
+    },
+    entry_points={
+        "console_scripts": ["repocket = repocket.cli:main"],
+        "repocket.backends": [
+            "redis = repocket.backends.redis:RedisStorage",
+            "rediss = repocket.backends.redis:RedisStorage",
+            "unix = repocket.backends.redis:RedisStorage",
+            "memory = repocket.backends.memory:MemoryStorage",
+        ],
+    },
+    classifiers=[
+        "Development Status :: 3 - Alpha",
+        "Intended Audience :: Developers",
+        "License :: OSI Approved :: MIT License",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Topic :: Database",
+        "Typing :: Typed",
+    ],
+)

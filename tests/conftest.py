@@ -1,0 +1,69 @@
+"""Test fixtures: every model-level test runs on each backend.
+
+``storage`` is parametrized over the memory backend and the redis backend;
+the redis backend talks to a real ``redis-server`` that this session starts on
+a free loopback port.  When redis-server is missing, its tests fail if the
+``CI`` environment variable is set, and are skipped with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from repocket.backends.memory import MemoryStorage
+from repocket.backends.redis import RedisStorage
+from repocket.connections import configure
+from repocket.storage import Storage
+
+from .servers import RedisServer, ServerUnavailable, start_redis_server
+
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, derandomize=True, print_blob=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.register_profile(
+    "dev", max_examples=100, deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+
+BACKENDS = ["memory", "redis"]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server for the whole session."""
+    try:
+        server = start_redis_server()
+    except ServerUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs redis-server: {exc}", pytrace=False)
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+def make_storage(backend: str, request: pytest.FixtureRequest) -> Storage:
+    """A fresh, empty storage of the named backend."""
+    if backend == "memory":
+        return MemoryStorage()
+    server: RedisServer = request.getfixturevalue("redis_server")
+    storage = RedisStorage.from_url(server.url)
+    storage.clear()
+    return storage
+
+
+@pytest.fixture(params=BACKENDS)
+def storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
+    """The configured global storage, empty, on each backend in turn."""
+    store = make_storage(request.param, request)
+    configure.use(store)
+    yield store
+    configure.reset()
+
+
+@pytest.fixture
+def backend_name(storage: Storage) -> str:
+    return "memory" if isinstance(storage, MemoryStorage) else "redis"

@@ -1,0 +1,81 @@
+"""Start a throwaway ``redis-server`` on a free loopback port for the tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+
+import redis
+
+STARTUP_TIMEOUT = 10.0  # seconds; a bound on the wait, never a timing assertion
+
+
+class ServerUnavailable(RuntimeError):
+    """redis-server is not installed or did not start."""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    """A running redis-server process owned by the test session."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    directory: str
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=STARTUP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=STARTUP_TIMEOUT)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_redis_server(attempts: int = 3) -> RedisServer:
+    """Start redis-server on 127.0.0.1 with persistence off; wait until it answers."""
+    binary = os.environ.get("REPOCKET_REDIS_SERVER") or shutil.which("redis-server")
+    if binary is None:
+        raise ServerUnavailable(
+            "redis-server is not installed (Debian: apt-get install redis-server); "
+            "the redis backend's tests need a real server")
+    last_error = ""
+    for _ in range(attempts):
+        port = _free_port()
+        directory = tempfile.mkdtemp(prefix="repocket-redis-")
+        process = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", directory, "--protected-mode", "yes"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        server = RedisServer(process, port, directory)
+        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                client.ping()
+                client.close()
+                return server
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        client.close()
+        output = b""
+        if process.poll() is not None and process.stdout is not None:
+            output = process.stdout.read()
+        server.stop()
+        last_error = output.decode(errors="replace")[-500:] or "it did not answer PING in time"
+    raise ServerUnavailable(f"redis-server did not start: {last_error}")
