@@ -270,23 +270,24 @@ def available_backends() -> Mapping[str, str]:
 
 
 def _import_target(scheme: str, entry: _Entry) -> type[Storage]:
-    target = entry.target
-    if isinstance(target, type):
-        return target
-    module_name, _, attr = target.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split(".") if attr else ():
-            obj = getattr(obj, part)
-    except Exception as exc:  # any failure of third-party import code
-        raise BackendLoadError(
-            f"the repocket backend for scheme {scheme!r} ({entry.origin}) "
-            f"failed to load: {type(exc).__name__}: {exc}") from exc
+    obj: Any = entry.target
+    if isinstance(obj, str):
+        module_name, _, attr = obj.partition(":")
+        try:
+            obj = importlib.import_module(module_name)
+            for part in attr.split(".") if attr else ():
+                obj = getattr(obj, part)
+        except Exception as exc:  # any failure of third-party import code
+            raise BackendLoadError(
+                f"the repocket backend for scheme {scheme!r} ({entry.origin}) "
+                f"failed to load: {type(exc).__name__}: {exc}") from exc
     if not isinstance(obj, type):
         raise BackendLoadError(f"the repocket backend for scheme {scheme!r} "
                                f"({entry.origin}) is not a class: {obj!r}")
-    missing = [name for name in REQUIRED_METHODS if not callable(getattr(obj, name, None))
-               and not isinstance(getattr(obj, name, None), property)]
+    missing = [name for name in REQUIRED_METHODS
+               if not (callable(getattr(obj, name, None))
+                       or isinstance(getattr(obj, name, None), property))
+               or getattr(getattr(obj, name), "__isabstractmethod__", False)]
     if missing:
         raise BackendLoadError(
             f"the repocket backend for scheme {scheme!r} ({entry.origin}) does not "

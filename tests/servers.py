@@ -37,6 +37,10 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def socket_path(self) -> str:
+        return os.path.join(self.directory, "redis.sock")
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -60,7 +64,8 @@ def start_redis_server(attempts: int = 3) -> RedisServer:
         directory = tempfile.mkdtemp(prefix="repocket-redis-")
         process = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", directory, "--protected-mode", "yes"],
+             "--appendonly", "no", "--dir", directory, "--protected-mode", "yes",
+             "--unixsocket", os.path.join(directory, "redis.sock"), "--unixsocketperm", "700"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         server = RedisServer(process, port, directory)
         client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)

@@ -1,0 +1,85 @@
+"""Choosing a backend class by URL scheme (repocket.storage's registry)."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from repocket import storage as storage_module
+from repocket.backends.memory import MemoryStorage
+from repocket.backends.redis import RedisStorage
+from repocket.errors import BackendLoadError, UnknownBackendError
+from repocket.storage import available_backends, backend_for_url, get_backend, register_backend
+
+
+@pytest.fixture(autouse=True)
+def _restore_registry(monkeypatch):
+    monkeypatch.setattr(storage_module, "_registry", dict(storage_module._registry))
+
+
+def test_builtin_schemes_are_available() -> None:
+    schemes = available_backends()
+    assert {"redis", "rediss", "unix", "memory"} <= set(schemes)
+    assert get_backend("redis") is RedisStorage
+    assert get_backend("memory") is MemoryStorage
+
+
+def test_builtin_backends_are_declared_as_entry_points() -> None:
+    from importlib.metadata import entry_points
+
+    declared = {ep.name: ep.value for ep in entry_points(group="repocket.backends")}
+    assert declared["redis"] == "repocket.backends.redis:RedisStorage"
+    assert declared["memory"] == "repocket.backends.memory:MemoryStorage"
+
+
+def test_register_backend_by_class() -> None:
+    register_backend("mymem", MemoryStorage)
+    assert isinstance(backend_for_url("mymem://"), MemoryStorage)
+
+
+def test_register_backend_by_path_imports_lazily() -> None:
+    module = types.ModuleType("repocket_lazy_plugin")
+    module.Storage = MemoryStorage  # type: ignore[attr-defined]
+    register_backend("lazy", "repocket_lazy_plugin:Storage")
+    sys.modules["repocket_lazy_plugin"] = module
+    try:
+        assert get_backend("lazy") is MemoryStorage
+    finally:
+        del sys.modules["repocket_lazy_plugin"]
+
+
+def test_a_backend_that_fails_to_import_names_the_scheme_and_keeps_the_cause() -> None:
+    register_backend("broken", "repocket_no_such_module_anywhere:Storage")
+    with pytest.raises(BackendLoadError) as info:
+        get_backend("broken")
+    assert "'broken'" in str(info.value)
+    assert isinstance(info.value.__cause__, ModuleNotFoundError)
+
+
+def test_a_class_missing_protocol_methods_is_refused_naming_them() -> None:
+    class Half:
+        @classmethod
+        def from_url(cls, url):
+            return cls()
+
+        def save_record(self, write):
+            pass
+
+    register_backend("half", Half)  # type: ignore[arg-type]
+    with pytest.raises(BackendLoadError) as info:
+        get_backend("half")
+    missing = str(info.value).split("missing:")[1]
+    assert "load_records" in missing and "native_client" in missing
+    assert "save_record" not in missing and "from_url" not in missing
+
+
+def test_an_unknown_scheme_lists_the_available_ones() -> None:
+    with pytest.raises(UnknownBackendError, match="memory.*redis"):
+        get_backend("nosuch")
+
+
+def test_a_url_without_scheme_is_refused() -> None:
+    with pytest.raises(UnknownBackendError, match="no scheme"):
+        backend_for_url("/var/run/redis.sock")
