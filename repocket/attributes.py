@@ -31,7 +31,9 @@ import datetime as _dt
 import decimal
 import json as _json
 import math
+import re
 import struct
+import sys
 import uuid as _uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -177,6 +179,12 @@ class Unicode(Attribute):
     """Handles unicode-safe values ``__base_type__ = str``.
 
     Accepts ``str``, and ``bytes`` in the field's encoding.
+
+    A ``str`` holding surrogate code points (not valid Unicode text) cannot be
+    kept exactly as JSON text: JSON reads ``"\\ud83d\\ude00"`` as one character,
+    so two separate surrogates would come back joined.  Such a string is
+    stored as base64 of its UTF-8 bytes (``surrogatepass``), marked
+    ``"encoding": "base64"`` in the envelope like non-UTF-8 bytes.
     """
 
     __base_type__ = str
@@ -188,6 +196,23 @@ class Unicode(Attribute):
         if isinstance(value, (bytes, bytearray, memoryview)):
             return bytes(value).decode("utf-8")
         raise TypeError(f"expected str or UTF-8 bytes, got {type(value).__name__}")
+
+    @classmethod
+    def to_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                # surrogates: JSON text cannot keep them apart; the envelope
+                # stores these (non-UTF-8) bytes in base64
+                return value.encode("utf-8", "surrogatepass")
+        return value
+
+    @classmethod
+    def from_json(cls, value: Any) -> str:
+        if isinstance(value, bytes):  # a base64-marked value, see to_json
+            return value.decode("utf-8", "surrogatepass")
+        return cls.cast(value)
 
     def empty_value(self) -> str:
         return ""
@@ -241,7 +266,13 @@ class ByteStream(Bytes):
 
 
 class Integer(Attribute):
-    """Handles int ``__base_type__ = int``.  Any size is stored exactly."""
+    """Handles int ``__base_type__ = int``.
+
+    Any size is stored exactly, up to the number of decimal digits Python
+    converts to and from text (``sys.get_int_max_str_digits()``, 4300 by
+    default): the envelope holds an integer as a JSON number, so a larger
+    one is refused when assigned.
+    """
 
     __base_type__ = int
 
@@ -250,7 +281,7 @@ class Integer(Attribute):
         if isinstance(value, bool):
             return int(value)
         if isinstance(value, int):
-            return value
+            return _storable_int(value)
         if isinstance(value, float):
             if not value.is_integer():
                 raise ValueError(f"{value!r} is not a whole number")
@@ -258,10 +289,26 @@ class Integer(Attribute):
         if isinstance(value, decimal.Decimal):
             if not value.is_finite() or value != value.to_integral_value():
                 raise ValueError(f"{value!r} is not a whole number")
+            limit = sys.get_int_max_str_digits()
+            if limit and value.adjusted() >= limit:  # checked before int(): 1E+999999999
+                raise ValueError(f"{_short_repr(value)} has more than {limit} digits, "
+                                 f"the most an integer field stores")
             return int(value)
         if isinstance(value, (str, bytes)):
             return int(value)
         raise TypeError(f"expected an integer, got {type(value).__name__}")
+
+
+def _storable_int(value: int) -> int:
+    """``value``, if the envelope can write it as a JSON number (decimal text)."""
+    limit = sys.get_int_max_str_digits()
+    if limit and value.bit_length() > 3 * limit:  # below that, it has < limit digits
+        try:
+            str(value)
+        except ValueError:
+            raise ValueError(f"an integer of {value.bit_length()} bits has more than "
+                             f"{limit} digits, the most an integer field stores") from None
+    return value
 
 
 _CANONICAL_NAN_BITS = struct.unpack("<Q", struct.pack("<d", math.nan))[0]
@@ -358,7 +405,7 @@ class DateTime(Attribute):
         if isinstance(value, _dt.datetime):
             return value
         if isinstance(value, str):
-            return _dt.datetime.fromisoformat(value)
+            return _parse_iso_datetime(value)
         raise TypeError(f"expected a datetime or ISO 8601 text, got {type(value).__name__}")
 
     @classmethod
@@ -372,12 +419,27 @@ class DateTime(Attribute):
     def from_json(cls, value: Any) -> _dt.datetime:
         if not isinstance(value, str):
             raise TypeError(f"expected ISO 8601 text, got {type(value).__name__}")
-        return _dt.datetime.fromisoformat(value)
+        return _parse_iso_datetime(value)
 
     def on_save(self, value: Any) -> Any:
         if self.auto_now:
             return _dt.datetime.now(_dt.timezone.utc)
         return value
+
+
+# isoformat() writes a UTC offset of less than one second as "+00:00:00.000001",
+# which Python 3.11's fromisoformat() reads back as UTC, dropping it.
+_SUBSECOND_OFFSET = re.compile(r"([+-])00:00:00\.(\d{1,6})\Z")
+
+
+def _parse_iso_datetime(text: str) -> _dt.datetime:
+    """``datetime.fromisoformat``, keeping offsets of less than one second."""
+    value = _dt.datetime.fromisoformat(text)
+    match = _SUBSECOND_OFFSET.search(text)
+    if match and value.tzinfo is not None:
+        micros = int(match.group(2).ljust(6, "0")) * (-1 if match.group(1) == "-" else 1)
+        value = value.replace(tzinfo=_dt.timezone(_dt.timedelta(microseconds=micros)))
+    return value
 
 
 class UUID(Attribute):
@@ -559,5 +621,7 @@ class PendingPointer:
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:
+    if isinstance(value, int) and value.bit_length() > 3 * limit:
+        return f"<int of {value.bit_length()} bits>"  # repr() of a huge int may raise
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."

@@ -73,8 +73,10 @@ def envelope(attribute: Attribute, value: Any) -> dict[str, Any]:
 def dumps(attribute: Attribute, value: Any) -> str:
     """Encode ``value`` of ``attribute`` as envelope JSON text.
 
-    The text is pure ASCII (non-ASCII characters are ``\\u`` escaped), so any
-    Python string, lone surrogates included, is stored and read back exactly.
+    The text is pure ASCII (non-ASCII characters are ``\\u`` escaped).  A
+    :class:`~repocket.attributes.Unicode` value holding surrogate code points
+    is stored in base64 (see that class), so any Python string is stored and
+    read back exactly.
     """
     return json.dumps(envelope(attribute, value), ensure_ascii=True, allow_nan=False)
 
@@ -93,7 +95,7 @@ def decode_envelope(text: str | bytes, *, key: str | None = None,
         if isinstance(text, (bytes, bytearray)):
             text = bytes(text).decode("utf-8")
         data = json.loads(text)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # too deep: hostile
         raise EnvelopeError(f"{where} does not hold a repocket envelope: "
                             f"{_preview(text)} ({exc})", key=key, field=field) from exc
     if (not isinstance(data, dict) or not isinstance(data.get("type"), str)
@@ -137,7 +139,7 @@ def loads(attribute: Attribute, text: str | bytes, *, key: str | None = None,
         value = cls.from_json(json_value)
         if not isinstance(attribute, cls):
             value = attribute.cast(value)
-    except (TypeError, ValueError, ArithmeticError) as exc:
+    except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
         where = f"field {field!r} of {key!r}" if key else f"field {field!r}"
         raise EnvelopeError(f"{where} holds a {cls.__name__} envelope whose value "
                             f"{_preview(json_value)} cannot be read: {exc}",
