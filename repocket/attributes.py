@@ -27,6 +27,7 @@ whose value may be set to ``None``.
 
 from __future__ import annotations
 
+import ast
 import datetime as _dt
 import decimal
 import json as _json
@@ -164,7 +165,7 @@ class Attribute:
                 model=model_name, field=self.name, value=value)
         try:
             return self.cast(value)
-        except (TypeError, ValueError, ArithmeticError, OverflowError) as exc:
+        except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
             raise ValidationError(
                 f"{model_name}.{self.name} ({type(self).__name__}) cannot take "
                 f"{_short_repr(value)}: {exc}",
@@ -196,6 +197,16 @@ class Unicode(Attribute):
         if isinstance(value, (bytes, bytearray, memoryview)):
             return bytes(value).decode("utf-8")
         raise TypeError(f"expected str or UTF-8 bytes, got {type(value).__name__}")
+
+    def clean(self, value: Any, model_name: str) -> Any:
+        if isinstance(value, (bytes, bytearray, memoryview)) and self.encoding != "utf-8":
+            try:
+                value = bytes(value).decode(self.encoding)
+            except UnicodeDecodeError as exc:
+                raise ValidationError(
+                    f"{model_name}.{self.name} (Unicode) cannot take {_short_repr(value)}: {exc}",
+                    model=model_name, field=self.name, value=value) from exc
+        return super().clean(value, model_name)
 
     @classmethod
     def to_json(cls, value: Any) -> Any:
@@ -298,6 +309,12 @@ class Integer(Attribute):
             return int(value)
         raise TypeError(f"expected an integer, got {type(value).__name__}")
 
+    @classmethod
+    def from_json(cls, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, str, bytes)):
+            raise TypeError(f"expected a JSON integer, got {type(value).__name__}")
+        return cls.cast(value)
+
 
 def _storable_int(value: int) -> int:
     """``value``, if the envelope can write it as a JSON number (decimal text)."""
@@ -312,6 +329,8 @@ def _storable_int(value: int) -> int:
 
 
 _CANONICAL_NAN_BITS = struct.unpack("<Q", struct.pack("<d", math.nan))[0]
+_NON_FINITE = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
+_NAN_BITS = re.compile(r"NaN:0x([0-9a-f]{16})")
 
 
 class Float(Attribute):
@@ -345,9 +364,18 @@ class Float(Attribute):
 
     @classmethod
     def from_json(cls, value: Any) -> float:
-        if isinstance(value, str) and value.startswith("NaN:"):
-            return struct.unpack("<d", struct.pack("<Q", int(value[4:], 16)))[0]
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        if isinstance(value, str):
+            if value in _NON_FINITE:
+                return _NON_FINITE[value]
+            match = _NAN_BITS.fullmatch(value)
+            bits = int(match.group(1), 16) if match else -1
+            if not 0 <= bits < 2**64:
+                raise ValueError(f"{value!r} is not a stored float")
+            result: float = struct.unpack("<d", struct.pack("<Q", bits))[0]
+            if not math.isnan(result):
+                raise ValueError(f"{value!r} does not hold the bits of a NaN")
+            return result
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"expected a JSON number, got {type(value).__name__}")
         return float(value)
 
@@ -504,7 +532,22 @@ class JSON(Attribute):
     def from_json(cls, value: Any) -> Any:
         if not isinstance(value, str):
             raise TypeError(f"expected JSON text, got {type(value).__name__}")
-        return _json.loads(value)
+        try:
+            return _json.loads(value, parse_constant=_refuse_constant)
+        except _json.JSONDecodeError as exc:
+            # repocket 0.0.1 stored str(data) -- "{u'yay': u'json baby'}" --
+            # instead of JSON.  ast.literal_eval reads Python literals only
+            # (it never runs code); the result must still be JSON data.
+            try:
+                data = ast.literal_eval(value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                raise exc from None
+            _check_json(data, "value")
+            return data
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _check_json(value: Any, path: str) -> None:
@@ -623,5 +666,8 @@ class PendingPointer:
 def _short_repr(value: Any, limit: int = 80) -> str:
     if isinstance(value, int) and value.bit_length() > 3 * limit:
         return f"<int of {value.bit_length()} bits>"  # repr() of a huge int may raise
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # absurdly nested containers
+        return f"<deeply nested {type(value).__name__}>"
     return text if len(text) <= limit else text[:limit] + "..."

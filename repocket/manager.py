@@ -199,7 +199,13 @@ class ResultSet(Sequence[M], Generic[M]):
             for spec in reversed(self._ordering):
                 descending = spec.startswith("-")
                 name = spec[1:] if descending else spec
-                results.sort(key=_sort_key(self.model._field(name), name), reverse=descending)
+                try:
+                    results.sort(key=_sort_key(self.model._field(name), name),
+                                 reverse=descending)
+                except TypeError as exc:
+                    raise errors.ValidationError(
+                        f"cannot order by {self.model.__name__}.{name}: {exc}",
+                        model=self.model.__name__, field=name) from exc
             self._cache = results
         return self._cache
 

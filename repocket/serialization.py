@@ -141,7 +141,7 @@ def loads(attribute: Attribute, text: str | bytes, *, key: str | None = None,
             value = attribute.cast(value)
     except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
         where = f"field {field!r} of {key!r}" if key else f"field {field!r}"
-        raise EnvelopeError(f"{where} holds a {cls.__name__} envelope whose value "
+        raise EnvelopeError(f"{where} holds an envelope of type {cls.__name__} whose value "
                             f"{_preview(json_value)} cannot be read: {exc}",
                             key=key, field=field) from exc
     return value
