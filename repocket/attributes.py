@@ -30,6 +30,7 @@ from __future__ import annotations
 import ast
 import datetime as _dt
 import decimal
+import json
 import json as _json
 import math
 import re
@@ -39,7 +40,7 @@ import uuid as _uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import serialization
-from .errors import UnsavedRecordError, ValidationError
+from .errors import RepocketActiveRecordDefinitionError, UnsavedRecordError, ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .model import ActiveRecord
@@ -60,21 +61,59 @@ class Attribute:
         called once per new instance.
     :param encoding: the text encoding used to turn ``str`` into ``bytes``
         for byte fields.
+    :param index: ``None`` (the default) gives the field its type's default
+        indexes (see :attr:`default_indexes`); ``False`` turns indexing off;
+        ``True`` asks for the default indexes explicitly; ``"prefix"`` (on
+        :class:`Unicode`) also indexes prefixes for ``__startswith`` lookups.
+    :param unique: refuse, atomically at save time, a value that another
+        record of the model already holds (:class:`~repocket.errors.UniqueViolation`).
     """
 
     __base_type__: ClassVar[type] = str
+    #: index kinds a field of this type gets by default: ``"eq"`` (equality,
+    #: ``__in``, ``__ne``), ``"range"`` (``__gt``... and ordering), ``"prefix"``.
+    default_indexes: ClassVar[frozenset[str]] = frozenset({"eq"})
+    #: index kinds this type can have at all.
+    supported_indexes: ClassVar[frozenset[str]] = frozenset({"eq"})
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         serialization.register_type(cls)
 
     def __init__(self, null: bool = False, default: Any = None,
-                 encoding: str = "utf-8") -> None:
+                 encoding: str = "utf-8", index: bool | str | None = None,
+                 unique: bool = False) -> None:
         self.null = null
         self.default = default
         self.encoding = encoding
+        self.unique = unique
         self.name: str = ""
         self.owner: type | None = None
+        self.indexes = self._choose_indexes(index)
+        if unique and "eq" not in self.indexes:
+            raise RepocketActiveRecordDefinitionError(
+                f"{type(self).__name__}(unique=True) needs an equality index, "
+                f"which this field {'cannot have' if 'eq' not in self.supported_indexes else 'turns off'}")
+
+    def _choose_indexes(self, index: bool | str | None) -> frozenset[str]:
+        if index is None:
+            return self.default_indexes
+        if index is False:
+            return frozenset()
+        if index is True:
+            chosen = self.default_indexes or self.supported_indexes
+        elif isinstance(index, str):
+            chosen = self.default_indexes | {index}
+        else:
+            raise RepocketActiveRecordDefinitionError(
+                f"index= takes None, True, False or an index kind, not {index!r}")
+        unsupported = chosen - self.supported_indexes
+        if unsupported or not chosen:
+            raise RepocketActiveRecordDefinitionError(
+                f"a {type(self).__name__} field cannot have "
+                f"{', '.join(sorted(unsupported)) or 'an'} index; it supports: "
+                f"{', '.join(sorted(self.supported_indexes)) or 'none'}")
+        return frozenset(chosen)
 
     # -- descriptor protocol ------------------------------------------------
 
@@ -175,6 +214,27 @@ class Attribute:
         """The value to store at save time; :class:`DateTime` stamps ``auto_now``."""
         return value
 
+    # -- index support -----------------------------------------------------------
+
+    def index_term(self, value: Any) -> str | None:
+        """The text under which an equality index files ``value``.
+
+        Values that compare equal in Python get the same text; ``None`` for
+        a value that equals nothing (a NaN).
+        """
+        data = serialization.envelope(self, value)
+        text = json.dumps(data["value"], ensure_ascii=True, allow_nan=False)
+        return text + ";base64" if "encoding" in data else text
+
+    def sort_score(self, value: Any) -> tuple[str, float, bool] | None:
+        """Where a range index places ``value``: ``(index suffix, score, exact)``.
+
+        ``exact`` is False when the float score does not equal the value
+        (such records are compared exactly after loading).  ``None`` when the
+        value has no place (a NaN).
+        """
+        return None
+
 
 class Unicode(Attribute):
     """Handles unicode-safe values ``__base_type__ = str``.
@@ -189,6 +249,7 @@ class Unicode(Attribute):
     """
 
     __base_type__ = str
+    supported_indexes = frozenset({"eq", "prefix"})
 
     @classmethod
     def cast(cls, value: Any) -> str:
@@ -271,9 +332,47 @@ class ByteStream(Bytes):
     so saving never overwrites bytes that another process appended.
     """
 
+    default_indexes: ClassVar[frozenset[str]] = frozenset()
+    supported_indexes: ClassVar[frozenset[str]] = frozenset()
+
     def __set__(self, instance: Any, value: Any) -> None:
         super().__set__(instance, value)
         instance._dirty_streams.add(self.name)
+
+
+_MAX_FLOAT = 1.7976931348623157e308
+
+
+def _number_term(value: decimal.Decimal) -> str | None:
+    """Canonical text of a number: equal numbers (5, 5.0, Decimal('5.00')) share it."""
+    if value.is_nan():
+        return None  # a NaN equals nothing
+    if value.is_infinite():
+        return "-Infinity" if value < 0 else "Infinity"
+    if value == 0:
+        return "0"
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    text = "".join(map(str, digits)).rstrip("0")
+    exponent += len(digits) - len(text)
+    return f"{'-' if sign else ''}{text}E{exponent}"
+
+
+def _number_score(value: decimal.Decimal | int | float) -> tuple[str, float, bool]:
+    """A float score for a range index, and whether it equals the value exactly."""
+    if isinstance(value, decimal.Decimal) and value.is_nan() or (
+            isinstance(value, float) and math.isnan(value)):
+        return ("", -math.inf, False)  # sorts with None, matches no range lookup
+    try:
+        score = float(value)
+    except OverflowError:
+        score = math.inf if value > 0 else -math.inf
+    if math.isinf(score):
+        # -inf is kept for None and NaN; infinities sort at the extremes
+        return ("", _MAX_FLOAT if score > 0 else -_MAX_FLOAT, False)
+    exact = (decimal.Decimal(score) == value if isinstance(value, decimal.Decimal)
+             else score == value)
+    return ("", score, exact)
 
 
 class Integer(Attribute):
@@ -286,6 +385,7 @@ class Integer(Attribute):
     """
 
     __base_type__ = int
+    default_indexes = supported_indexes = frozenset({"eq", "range"})
 
     @classmethod
     def cast(cls, value: Any) -> int:
@@ -314,6 +414,12 @@ class Integer(Attribute):
         if isinstance(value, bool) or not isinstance(value, (int, str, bytes)):
             raise TypeError(f"expected a JSON integer, got {type(value).__name__}")
         return cls.cast(value)
+
+    def index_term(self, value: Any) -> str | None:
+        return _number_term(decimal.Decimal(value))
+
+    def sort_score(self, value: Any) -> tuple[str, float, bool] | None:
+        return _number_score(value)
 
 
 def _storable_int(value: int) -> int:
@@ -344,6 +450,7 @@ class Float(Attribute):
     """
 
     __base_type__ = float
+    default_indexes = supported_indexes = frozenset({"eq", "range"})
 
     @classmethod
     def cast(cls, value: Any) -> float:
@@ -379,6 +486,12 @@ class Float(Attribute):
             raise TypeError(f"expected a JSON number, got {type(value).__name__}")
         return float(value)
 
+    def index_term(self, value: Any) -> str | None:
+        return _number_term(decimal.Decimal(value))
+
+    def sort_score(self, value: Any) -> tuple[str, float, bool] | None:
+        return _number_score(value)
+
 
 class Decimal(Attribute):
     """Handles Decimal ``__base_type__ = decimal.Decimal``.
@@ -387,6 +500,7 @@ class Decimal(Attribute):
     """
 
     __base_type__ = decimal.Decimal
+    default_indexes = supported_indexes = frozenset({"eq", "range"})
 
     @classmethod
     def cast(cls, value: Any) -> decimal.Decimal:
@@ -412,6 +526,12 @@ class Decimal(Attribute):
             raise TypeError(f"expected decimal text, got {type(value).__name__}")
         return cls.cast(value)
 
+    def index_term(self, value: Any) -> str | None:
+        return _number_term(value)
+
+    def sort_score(self, value: Any) -> tuple[str, float, bool] | None:
+        return _number_score(value)
+
 
 class DateTime(Attribute):
     """A date and time, aware or naive, kept to the microsecond.
@@ -423,6 +543,7 @@ class DateTime(Attribute):
     """
 
     __base_type__ = _dt.datetime
+    default_indexes = supported_indexes = frozenset({"eq", "range"})
 
     def __init__(self, auto_now: bool = False, null: bool = False, **kwargs: Any) -> None:
         super().__init__(null=null, **kwargs)
@@ -454,6 +575,26 @@ class DateTime(Attribute):
             return _dt.datetime.now(_dt.timezone.utc)
         return value
 
+    def index_term(self, value: Any) -> str | None:
+        # Aware values are equal when they are the same instant, whatever
+        # their offsets; a naive value never equals an aware one.
+        if value.utcoffset() is None:
+            return "naive:" + value.replace(tzinfo=None).isoformat()
+        return "aware:" + value.astimezone(_dt.timezone.utc).replace(tzinfo=None).isoformat()
+
+    def sort_score(self, value: Any) -> tuple[str, float, bool] | None:
+        """Microseconds since 1970 (naive values read as UTC), tagged aware/naive.
+
+        Exact for about 285 years either side of 1970.
+        """
+        aware = value.utcoffset() is not None
+        moment = value.astimezone(_dt.timezone.utc) if aware else value.replace(
+            tzinfo=_dt.timezone.utc)
+        micros = (moment - _EPOCH) // _dt.timedelta(microseconds=1)
+        return ("aware" if aware else "naive", float(micros), abs(micros) <= 2**53)
+
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 # isoformat() writes a UTC offset of less than one second as "+00:00:00.000001",
 # which Python 3.11's fromisoformat() reads back as UTC, dropping it.
@@ -516,6 +657,8 @@ class JSON(Attribute):
     """
 
     __base_type__ = object
+    default_indexes: ClassVar[frozenset[str]] = frozenset()
+    supported_indexes: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def cast(cls, value: Any) -> Any:
@@ -631,6 +774,10 @@ class Pointer(Attribute):
         if not isinstance(value, str):
             raise TypeError(f"expected a record key, got {type(value).__name__}")
         return value
+
+    def index_term(self, value: Any) -> str | None:
+        """A pointer is filed under its target's record key (``value`` may be the key)."""
+        return json.dumps(value if isinstance(value, str) else self.to_json(value))
 
     def check_saved(self, value: Any, model_name: str) -> None:
         """Refuse to store a pointer to a record that has never been saved."""

@@ -1,20 +1,60 @@
-"""The ``repocket`` command line (also ``python -m repocket``)."""
+"""The ``repocket`` command line (also ``python -m repocket``).
+
+Commands:
+
+``repocket demo``
+    Runs the tutorial end to end.
+``repocket ping --url URL``
+    Checks that the storage at URL answers.
+``repocket models --url URL --import app.models``
+    Lists the models an application declares, their fields and record counts.
+``repocket inspect --url URL MODEL ID``
+    Prints a record's stored envelopes and the values they decode to.
+
+Every command that talks to storage takes ``--url``, which defaults to the
+``REPOCKET_URL`` environment variable, then to ``redis://localhost:6379/0``.
+Failures exit with status 1 and one ``Error:`` line on standard error; usage
+mistakes exit with status 2.
+"""
 
 from __future__ import annotations
+
+import importlib
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from . import __version__
 
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .attributes import Attribute
+    from .model import ActiveRecord
+    from .storage import Storage
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+DEFAULT_URL = "redis://localhost:6379/0"
+URL_ENVVAR = "REPOCKET_URL"
+
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 80}
+_PREVIEW_BYTES = 200
+
+url_option = click.option(
+    "--url", envvar=URL_ENVVAR, show_envvar=True, default=DEFAULT_URL, show_default=True,
+    metavar="URL",
+    help="Storage to use: redis://, rediss://, unix://, memory://NAME, or a plugin's scheme.")
+
+
+@click.group(context_settings=_CONTEXT)
 @click.version_option(__version__, prog_name="repocket")
 def main() -> None:
     """repocket: an active-record ORM for Python on Redis."""
 
 
 @main.command()
-@click.option("--url", default="memory://", show_default=True,
+@click.option("--url", default="memory://", show_default=True, metavar="URL",
               help="Storage to run against, e.g. redis://localhost:6379/0.")
 @click.option("--keep", is_flag=True, help="Leave the demo's records in storage.")
 def demo(url: str, keep: bool) -> None:
@@ -22,3 +62,268 @@ def demo(url: str, keep: bool) -> None:
     from .demo import run
 
     run(url, echo=click.echo, keep=keep)
+
+
+@main.command()
+@url_option
+def ping(url: str) -> None:
+    """Check that the storage at URL answers.
+
+    Prints PONG and where the storage is; exits with status 1 when it cannot
+    be reached.
+    """
+    from .errors import RepocketError
+    from .storage import backend_for_url
+
+    try:
+        storage = backend_for_url(url)
+    except RepocketError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        started = time.perf_counter()
+        storage.ping()
+        elapsed = time.perf_counter() - started
+    except RepocketError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        storage.close()
+    click.echo(f"PONG from {storage.describe()} in {elapsed * 1000:.1f} ms")
+
+
+@main.command()
+@url_option
+@click.option("--import", "imports", multiple=True, required=True, metavar="MODULE",
+              help="Module declaring models, e.g. app.models; may be repeated.  "
+                   "Models of its submodules are listed too.")
+def models(url: str, imports: tuple[str, ...]) -> None:
+    """List the models declared in the imported modules.
+
+    For each model: its full name, how many records storage holds, and its
+    fields in declaration order with their types.
+    """
+    from .errors import RepocketError
+
+    declared = _models_of(_import_modules(imports))
+    if not declared:
+        raise click.ClickException(
+            f"no repocket models are declared in {', '.join(imports)}")
+    _configure(url)
+    for model in declared:
+        try:
+            count = model.objects.count()
+        except RepocketError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"{_label(model)}: {count} record{'' if count == 1 else 's'}")
+        width = max(len(name) for name in model._fields)
+        for name, field in model._fields.items():
+            click.echo(f"  {name:<{width}}  {_describe_field(field)}")
+
+
+@main.command()
+@url_option
+@click.option("--import", "imports", multiple=True, metavar="MODULE",
+              help="Module declaring models, e.g. app.models; may be repeated.  "
+                   "A bare MODEL name is looked up among its models and its submodules'.")
+@click.argument("model_name", metavar="MODEL")
+@click.argument("record_id", metavar="ID")
+def inspect(url: str, imports: tuple[str, ...], model_name: str, record_id: str) -> None:
+    """Print one record's stored envelopes and the values they decode to.
+
+    MODEL is package.module.Name (the module is imported), or just Name when
+    exactly one model of the --import modules has that name.  ID is the
+    record's id.  Exits with status 1 when the record does not exist or a
+    field cannot be decoded.
+    """
+    from .errors import EnvelopeError, RepocketError
+    from .serialization import loads
+
+    model = _find_model(model_name, _models_of(_import_modules(imports)))
+    pk_field = model._fields[model._primary_key]
+    try:
+        record_id = str(pk_field.cast(record_id))
+    except (TypeError, ValueError) as exc:
+        raise click.BadParameter(f"{record_id!r} is not a {_label(model)} id: {exc}",
+                                 param_hint="ID") from exc
+    storage = _configure(url)
+    collection = model._collection
+    key = collection.record_key(record_id)
+    streams = model._stream_fields
+    try:
+        fields, stream_values = _read_raw(storage, model, record_id)
+    except RepocketError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if fields is None:
+        raise click.ClickException(
+            f"no {_label(model)} record {record_id} in {storage.describe()} (key {key})")
+
+    click.echo(f"{_label(model)} {record_id}")
+    click.echo(f"hash {key} in {storage.describe()}")
+    failures = 0
+    for name, field in model._fields.items():
+        click.echo("")
+        if name in streams:
+            click.echo(f"{name} ({type(field).__name__}, "
+                       f"key {collection.stream_key(record_id, name)})")
+            click.echo(f"  stored:  {_preview_bytes(stream_values.get(name, b''))}")
+            continue
+        click.echo(f"{name} ({type(field).__name__})")
+        raw = fields.get(name)
+        if raw is None:
+            click.echo("  stored:  (nothing; loads as the field's default or empty value)")
+            continue
+        click.echo(f"  stored:  {_text(raw)}")
+        try:
+            value = loads(field, raw, key=key, field=name)
+        except EnvelopeError as exc:
+            failures += 1
+            click.echo(f"  error:   {exc}")
+        else:
+            click.echo(f"  decoded: {value!r}")
+    for name in sorted(set(fields) - set(model._fields)):
+        click.echo("")
+        click.echo(f"{name} (not declared by {_label(model)}; ignored when loading)")
+        click.echo(f"  stored:  {_text(fields[name])}")
+    if failures:
+        raise click.ClickException(
+            f"{failures} field{'' if failures == 1 else 's'} of {key} cannot be decoded")
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+def _configure(url: str) -> Storage:
+    """Make the storage at ``url`` the global one, turning errors into CLI errors."""
+    from .connections import configure
+    from .errors import RepocketError
+
+    try:
+        return configure.from_url(url)
+    except RepocketError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _import_modules(names: Iterable[str]) -> list[str]:
+    """Import each module, from the current directory too, as ``python -m`` would."""
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    imported = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # any failure of the application's import code
+            raise click.ClickException(
+                f"cannot import {name}: {type(exc).__name__}: {exc}") from exc
+        imported.append(name)
+    return imported
+
+
+def _models_of(modules: Sequence[str]) -> list[type[ActiveRecord]]:
+    """The registered models declared in ``modules`` or their submodules, in order."""
+    from .registry import models as registered
+
+    found: list[type[ActiveRecord]] = []
+    for module in modules:
+        for (model_module, _), model in registered().items():
+            if ((model_module == module or model_module.startswith(module + "."))
+                    and model not in found):
+                found.append(model)
+    return found
+
+
+def _find_model(name: str, imported: Sequence[type[ActiveRecord]]) -> type[ActiveRecord]:
+    """Resolve MODEL: ``package.module.Name``, or ``Name`` unique among ``imported``."""
+    from .registry import models as registered
+
+    if "." in name:
+        module, _, short = name.rpartition(".")
+        _import_modules([module])
+        model = registered().get((module, short))
+        if model is None:
+            raise click.BadParameter(f"{module} declares no model named {short}",
+                                     param_hint="MODEL")
+        return model
+    matches = [model for model in imported if model.__name__ == name]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise click.BadParameter(
+            f"{name} is ambiguous: {', '.join(_label(m) for m in matches)}; "
+            f"give the full name", param_hint="MODEL")
+    known = ", ".join(_label(m) for m in imported) or "none (use --import app.models)"
+    raise click.BadParameter(f"no imported model is named {name}; imported models: {known}",
+                             param_hint="MODEL")
+
+
+def _read_raw(storage: Storage, model: type[ActiveRecord], record_id: str
+              ) -> tuple[Mapping[str, str | bytes] | None, Mapping[str, bytes]]:
+    """A record's hash fields and streams exactly as stored, or ``(None, {})``.
+
+    The redis backends (memory included) are read through
+    ``configure.get_connection()`` with ``HGETALL`` and ``GET``, as
+    ``redis-cli`` would; other backends through ``Storage.load_record``.
+    """
+    import redis
+
+    from .backends.redis import RedisStorage
+    from .connections import configure
+    from .errors import StorageError
+
+    collection = model._collection
+    streams = model._stream_fields
+    if isinstance(storage, RedisStorage):
+        key = collection.record_key(record_id)
+        try:
+            pipe = configure.get_connection().pipeline(transaction=False)
+            pipe.hgetall(key)
+            for name in streams:
+                pipe.get(collection.stream_key(record_id, name))
+            hash_reply, *stream_replies = pipe.execute()
+        except redis.RedisError as exc:
+            raise StorageError(f"cannot read {key} from {storage.describe()}: {exc}") from exc
+        if not hash_reply:
+            return None, {}
+        fields = {_text(name): value for name, value in hash_reply.items()}
+        return fields, {name: value or b"" for name, value in zip(streams, stream_replies)}
+    stored = storage.load_record(collection, record_id, streams)
+    if stored is None:
+        return None, {}
+    return stored.fields, stored.streams
+
+
+def _describe_field(field: Attribute) -> str:
+    """``Unicode``, ``Pointer -> app.models.Project``, ``DateTime (null, auto_now)``..."""
+    from .attributes import Pointer
+
+    text = type(field).__name__
+    if isinstance(field, Pointer):
+        try:
+            text += f" -> {_label(field.to_model)}"
+        except Exception:  # an unresolvable target name; say what was declared
+            text += f" -> {field._to_model!s} (unresolved)"
+    flags = [flag for flag, on in (("null", field.null),
+                                   ("auto_now", getattr(field, "auto_now", False))) if on]
+    if field.default is not None:
+        flags.append(f"default={getattr(field.default, '__name__', None) or field.default!r}")
+    return f"{text} ({', '.join(flags)})" if flags else text
+
+
+def _label(model: type) -> str:
+    return f"{model.__module__}.{model.__name__}"
+
+
+def _text(raw: str | bytes) -> str:
+    """Stored text as it is, or the repr of bytes that are not UTF-8."""
+    if isinstance(raw, bytes):
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return repr(raw)
+    return raw
+
+
+def _preview_bytes(data: bytes) -> str:
+    if len(data) <= _PREVIEW_BYTES:
+        return f"{data!r} ({len(data)} bytes)"
+    return f"{data[:_PREVIEW_BYTES]!r}... ({len(data)} bytes)"

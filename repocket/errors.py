@@ -29,6 +29,8 @@ __all__ = [
     "UnknownBackendError",
     "BackendLoadError",
     "UnsavedRecordError",
+    "UniqueViolation",
+    "ConflictError",
 ]
 
 
@@ -103,6 +105,26 @@ class UnsavedRecordError(RepocketError, ValueError):
     For example a :class:`~repocket.attributes.Pointer` to a record that was
     never saved, or ``append_<field>()`` on a new record.
     """
+
+
+class UniqueViolation(ValidationError):
+    """A value of a ``unique=True`` field is already held by another record.
+
+    Raised by ``save()``; nothing is written.  ``claim`` is the storage's
+    :class:`~repocket.storage.UniqueClaim`; ``model``, ``field`` and ``value``
+    say which field and value, and ``other_id`` which record holds it.
+    """
+
+    def __init__(self, message: str, *, claim: Any = None, other_id: str | None = None,
+                 model: str | None = None, field: str | None = None,
+                 value: Any = None) -> None:
+        super().__init__(message, model=model, field=field, value=value)
+        self.claim = claim
+        self.other_id = other_id
+
+
+class ConflictError(RepocketError):
+    """A write kept colliding with concurrent writes to the same record and gave up."""
 
 
 class NotConfiguredError(RepocketError, RuntimeError):

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 from .errors import EnvelopeError
 
-__all__ = ["PREFIX", "META_PREFIX", "Collection", "parse_record_key"]
+__all__ = ["PREFIX", "META_PREFIX", "STREAM_INFIX", "Collection", "parse_record_key"]
 
 PREFIX = "repocket"
 META_PREFIX = PREFIX + "::"
-_STREAM_INFIX = ":field:"
+STREAM_INFIX = ":field:"
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,45 @@ class Collection:
 
     def stream_key(self, record_id: str, field: str) -> str:
         """The key of the string holding one ByteStream field of a record."""
-        return f"{self.record_key(record_id)}{_STREAM_INFIX}{field}"
+        return f"{self.record_key(record_id)}{STREAM_INFIX}{field}"
 
     def meta_key(self, kind: str) -> str:
         """A key for data repocket keeps about this collection (e.g. ``ids``)."""
         return f"{META_PREFIX}{kind}:{self.module}:{self.name}"
+
+    @property
+    def ids_key(self) -> str:
+        """The sorted set of every record id (all scores 0: lexical order)."""
+        return self.meta_key("ids")
+
+    def index_key(self, name: str) -> str:
+        """The set or sorted set holding one index entry name's ids."""
+        return f"{self.meta_key('index')}:{name}"
+
+    def terms_key(self, record_id: str) -> str:
+        """Where a record's current index entries are remembered, so that an
+        update can remove exactly the entries it no longer has."""
+        return f"{self.meta_key('terms')}:{record_id}"
+
+    @property
+    def unique_key(self) -> str:
+        """The hash of ``<field>:<term>`` -> id for unique fields."""
+        return self.meta_key("unique")
+
+    def temp_key(self, token: str) -> str:
+        """A short-lived key for intermediate query results."""
+        return f"{self.meta_key('tmp')}:{token}"
+
+    @property
+    def meta_patterns(self) -> tuple[str, str]:
+        """Glob patterns matching every meta key of this collection."""
+        return (f"{META_PREFIX}*:{self.module}:{self.name}",
+                f"{META_PREFIX}*:{self.module}:{self.name}:*")
+
+    @property
+    def record_pattern(self) -> str:
+        """Glob pattern matching this collection's record and stream keys."""
+        return f"{self.prefix}:*"
 
 
 def parse_record_key(key: str) -> tuple[Collection, str]:

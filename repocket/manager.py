@@ -1,40 +1,47 @@
 """``Model.objects``: finding stored records.
 
-:class:`Manager` answers ``get``, ``filter`` and ``all``; :class:`ResultSet`
-is what ``filter`` and ``all`` return: a lazy, read-only sequence ("a list with
-superpowers") that runs its query the first time it is used and can be
-narrowed with :meth:`ResultSet.filter` and sorted with
-:meth:`ResultSet.order_by`.
+:class:`Manager` is the entry point (``Model.objects``); its ``filter``,
+``exclude``, ``all`` and ``order_by`` return a :class:`ResultSet`: a lazy,
+chainable query that runs when it is iterated, indexed, sliced, ``len()``-ed
+or tested for truth, and runs again each time (it keeps no copy of the
+results: ``list()`` it to keep them).  Lookups are described in
+:mod:`repocket.query`; the indexes they use in :mod:`repocket.indexes`.
 
-Loading costs, on a backend with a server:
+Costs, on a backend with a server (round trips do not grow with the number
+of records or of matches, except where said):
 
 * ``get(id=...)``: one round trip for the record and its ByteStreams, plus
   one for the records its Pointers name;
-* ``filter``/``all``: records are read in batches of :attr:`ResultSet.batch_size`
-  ids (one round trip per batch), so memory holds one batch of candidates at a
-  time; the records pointed to by the matches of a batch are loaded in one more
-  round trip for the batch, never one per record.
-
-Filtering compares values in Python after loading (never with the blocking
-``KEYS`` command); secondary indexes are the query engine's job.
+* ``filter(...)`` on indexed fields: one round trip to evaluate the query on
+  the server, then one per batch of :attr:`ResultSet.batch_size` matches to
+  load them (and one per batch for their pointers);
+* ``count()``, ``exists()``: one round trip, no records loaded;
+* ``[20:40]`` / ``first()`` ordered by one range-indexed field (Integer,
+  Float, Decimal, DateTime): the page only;
+* ordering by other fields, or by several, sorts all matches in Python;
+  lookups on fields without the index they need read every record.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from . import errors
 from .attributes import Attribute, AutoUUID, PendingPointer, Pointer
 from .connections import configure
+from .indexes import entries_for, inexact_name, range_name
 from .keys import parse_record_key
-from .storage import LoadRequest
+from .query import Compiled, Lookup, _is_nan, compile_lookups, lookup_matches, parse_lookups
+from .storage import LoadRequest, Members, Order, Storage
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .model import ActiveRecord
 
-__all__ = ["Manager", "ManagerDescriptor", "ResultSet"]
+__all__ = ["Manager", "ManagerDescriptor", "ResultSet", "IndexReport"]
 
 logger = logging.getLogger("repocket")
 
@@ -53,6 +60,27 @@ class ManagerDescriptor:
         return Manager(owner)
 
 
+@dataclass
+class IndexReport:
+    """What :meth:`Manager.check` found.
+
+    :param checked: records examined.
+    :param missing: ids of records with no index data (never indexed).
+    :param stale: ids of records whose index data differs from their values.
+    :param orphans: ids in the index with no record behind them.
+    """
+
+    checked: int = 0
+    missing: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the index matches the records exactly."""
+        return not (self.missing or self.stale or self.orphans)
+
+
 class Manager(Generic[M]):
     """The entry point of queries on one model: ``Model.objects``."""
 
@@ -65,110 +93,258 @@ class Manager(Generic[M]):
     def __repr__(self) -> str:
         return f"<Manager of {self.model.__name__}>"
 
-    def create(self, **kwargs: Any) -> M:
-        """Create, save and return a record; see :meth:`ActiveRecord.create`."""
-        return self.model.create(**kwargs)
+    # -- reading ------------------------------------------------------------------
 
     def get(self, **kwargs: Any) -> M:
-        """The one record matching ``kwargs``.
+        """The one record matching ``kwargs`` (any lookups, see :meth:`filter`).
 
         ``get(id=...)`` takes a UUID or its text and reads the record directly
-        (one round trip, plus one for its pointers).  Any other fields are
-        looked up like :meth:`filter`.
+        (one round trip, plus one for its pointers).
 
         :raises Model.DoesNotExist: nothing matches.
         :raises Model.MultipleObjectsReturned: more than one record matches.
-        :raises UnknownFieldError: a keyword is not a field of the model.
+        :raises UnknownFieldError: a keyword is not a field or lookup of the model.
         :raises ValidationError: a value cannot be cast to its field's type.
         """
         model = self.model
         if not kwargs:
             raise errors.ValidationError(f"{model.__name__}.objects.get() needs a lookup, "
                                          f"e.g. get(id=...)", model=model.__name__)
-        conditions = _conditions(model, kwargs)
+        lookups = parse_lookups(model, kwargs)
         pk = model._primary_key
-        if pk in kwargs:
-            pk_value = dict(conditions)[pk]
-            found = load_many(model, [str(pk_value)])[0] if pk_value is not None else None
-            if found is not None and found.matches(kwargs):
+        direct = next((lk for lk in lookups if lk.field == pk and lk.op == "eq"), None)
+        if direct is not None:
+            found = (load_many(model, [str(direct.value)])[0]
+                     if direct.value is not None else None)
+            if found is not None and _matches_all(found, lookups):
                 return found
             raise model.DoesNotExist(f"no {model.__name__} matches {_describe(kwargs)}")
-        results = list(ResultSet(model, conditions))
+        results = ResultSet(model, lookups)[:2]
         if not results:
             raise model.DoesNotExist(f"no {model.__name__} matches {_describe(kwargs)}")
         if len(results) > 1:
             raise model.MultipleObjectsReturned(
-                f"{len(results)} {model.__name__} records match {_describe(kwargs)}")
+                f"more than one {model.__name__} matches {_describe(kwargs)}")
         return results[0]
+
+    def get_many(self, ids: Iterable[Any]) -> list[M | None]:
+        """The records with these ids, in order (``None`` where there is none).
+
+        One round trip per :attr:`ResultSet.batch_size` ids, plus one per batch
+        for their pointers.
+        """
+        pk_field = self.model._fields[self.model._primary_key]
+        keys = [str(pk_field.clean(value, self.model.__name__)) for value in ids]
+        found: list[M | None] = []
+        for start in range(0, len(keys), ResultSet.batch_size):
+            found.extend(load_many(self.model, keys[start:start + ResultSet.batch_size]))
+        return found
 
     def all(self) -> ResultSet[M]:
         """Every record of the model, as a lazy :class:`ResultSet`."""
         return ResultSet(self.model)
 
     def filter(self, **kwargs: Any) -> ResultSet[M]:
-        """Records whose fields equal ALL the given values, as a lazy :class:`ResultSet`.
+        """Records matching ALL the lookups, as a lazy :class:`ResultSet`.
 
-        A Pointer field can be matched by a model instance, an id or a key.
+        ``filter(house_name="Gryffindor", age__gte=17, name__in=[...])``; see
+        :mod:`repocket.query` for the lookups.
         """
-        return ResultSet(self.model, _conditions(self.model, kwargs))
+        return ResultSet(self.model).filter(**kwargs)
+
+    def exclude(self, **kwargs: Any) -> ResultSet[M]:
+        """Records NOT matching all the lookups together."""
+        return ResultSet(self.model).exclude(**kwargs)
+
+    def order_by(self, *fields: str) -> ResultSet[M]:
+        """Every record, sorted; see :meth:`ResultSet.order_by`."""
+        return ResultSet(self.model).order_by(*fields)
 
     def count(self) -> int:
         """How many records the model has, without loading any."""
         return configure.storage().count_records(self.model._collection)
 
+    def exists(self) -> bool:
+        """Whether the model has any record."""
+        return self.count() > 0
+
+    def first(self) -> M | None:
+        """The record with the smallest id, or ``None``."""
+        return ResultSet(self.model).first()
+
+    # -- writing ------------------------------------------------------------------
+
+    def create(self, **kwargs: Any) -> M:
+        """Create, save and return a record; see :meth:`ActiveRecord.create`."""
+        return self.model.create(**kwargs)
+
+    def bulk_create(self, records: Iterable[M], batch_size: int | None = None) -> list[M]:
+        """Save many new records: one round trip per batch for records whose
+        ids are generated here and that claim no unique values (others are
+        saved one by one).  Every record is validated before anything is written.
+
+        :returns: the records, saved.
+        """
+        records = list(records)
+        size = batch_size or ResultSet.batch_size
+        prepared = [record._prepare_save() for record in records]
+        storage = configure.storage()
+        for start in range(0, len(records), size):
+            chunk = prepared[start:start + size]
+            try:
+                storage.save_records([write for write, _ in chunk])
+            except errors.UniqueViolation as exc:
+                raise records[0]._unique_violation(exc, dict(chunk[0][1])) from exc
+            for record, (_, values) in zip(records[start:start + size], chunk):
+                record._saved(values)
+        return records
+
+    # -- index maintenance ----------------------------------------------------------
+
+    def reindex(self, batch_size: int = 500) -> int:
+        """Rebuild the model's index data from its stored records.
+
+        For records written before an index existed (or by repocket 0.0.1).
+        Records are found by scanning storage, not through the index.  Run it
+        while nothing else writes this model: a save that lands between the
+        index being dropped and rebuilt can be left out of it.
+
+        :returns: how many records were indexed.
+        """
+        model = self.model
+        storage = configure.storage()
+        storage.drop_index(model._collection)
+        seen: set[str] = set()
+        indexed = 0
+        for batch in _batched(storage.iter_stored_ids(model._collection, batch_size), batch_size):
+            fresh = [record_id for record_id in batch if record_id not in seen]
+            seen.update(fresh)
+            records = [r for r in load_many(model, fresh, with_pointers=False) if r is not None]
+            writes = [record._index_write() for record in records]
+            storage.save_records(writes)
+            indexed += len(writes)
+        return indexed
+
+    def check(self, batch_size: int = 500) -> IndexReport:
+        """Compare the model's index data with its stored records; change nothing."""
+        model = self.model
+        storage = configure.storage()
+        report = IndexReport()
+        stored: set[str] = set()
+        for batch in _batched(storage.iter_stored_ids(model._collection, batch_size), batch_size):
+            fresh = [record_id for record_id in batch if record_id not in stored]
+            stored.update(fresh)
+            records = [r for r in load_many(model, fresh, with_pointers=False) if r is not None]
+            remembered = storage.read_index_entries(
+                model._collection, [str(r._values[model._primary_key]) for r in records])
+            for record, terms in zip(records, remembered):
+                report.checked += 1
+                record_id = str(record._values[model._primary_key])
+                if terms is None:
+                    report.missing.append(record_id)
+                elif terms != entries_for(model, record._values):
+                    report.stale.append(record_id)
+        indexed = set(storage.iter_ids(model._collection, batch_size))
+        report.orphans = sorted(indexed - stored)
+        report.missing.extend(sorted(i for i in stored - indexed if i not in report.missing))
+        return report
+
 
 class ResultSet(Sequence[M], Generic[M]):
-    """The records matching a query; a lazy, read-only sequence.
+    """A lazy query over one model's records; a read-only sequence.
 
-    Nothing is read from storage until the result set is iterated, indexed,
-    measured with ``len()`` or tested for truth; the results are then kept,
-    so using it again does not query again.
+    Chain :meth:`filter`, :meth:`exclude` and :meth:`order_by`; nothing is
+    read until the result set is used, and every use reads storage again.
     """
 
     #: how many ids are read (and records loaded) per round trip.
     batch_size: ClassVar[int] = 500
 
-    def __init__(self, model: type[M], conditions: Iterable[tuple[str, Any]] = (),
-                 ordering: Sequence[str] = ()) -> None:
+    def __init__(self, model: type[M], lookups: tuple[Lookup, ...] = (),
+                 excludes: tuple[tuple[Lookup, ...], ...] = (),
+                 ordering: tuple[str, ...] = ()) -> None:
         self.model = model
-        self._conditions = tuple(conditions)
-        self._ordering = tuple(ordering)
-        self._cache: list[M] | None = None
+        self._lookups = lookups
+        self._excludes = excludes
+        self._ordering = ordering
+        self._compiled: Compiled | None = None
 
-    # -- narrowing -----------------------------------------------------------
+    # -- building --------------------------------------------------------------------
 
     def filter(self, **kwargs: Any) -> ResultSet[M]:
-        """A new result set with more conditions (all must hold)."""
-        return ResultSet(self.model, self._conditions + _conditions(self.model, kwargs),
-                         self._ordering)
+        """A new result set with more lookups (all must hold)."""
+        return ResultSet(self.model, self._lookups + parse_lookups(self.model, kwargs),
+                         self._excludes, self._ordering)
+
+    def exclude(self, **kwargs: Any) -> ResultSet[M]:
+        """A new result set without the records matching all these lookups."""
+        return ResultSet(self.model, self._lookups,
+                         self._excludes + (parse_lookups(self.model, kwargs),), self._ordering)
 
     def order_by(self, *fields: str) -> ResultSet[M]:
         """A new result set sorted by the given fields, ``"-name"`` for descending.
 
         Several fields sort by the first, then the second among equals, and
-        so on.  ``None`` sorts before every value.
+        so on; records equal in every field come by ascending id.  ``None``
+        (and NaN) sorts before every value.
         """
         for spec in fields:
             self.model._field(spec[1:] if spec.startswith("-") else spec)
-        return ResultSet(self.model, self._conditions, fields)
+        return ResultSet(self.model, self._lookups, self._excludes, tuple(fields))
 
-    def first(self) -> M | None:
-        """The first record, or ``None`` when there is none."""
-        results = self._results()
-        return results[0] if results else None
+    # -- running -------------------------------------------------------------------
 
     def count(self) -> int:
-        """How many records match."""
-        return len(self._results())
+        """How many records match; loads none when the lookups are indexed."""
+        storage = configure.storage()
+        compiled = self._compile()
+        if self._exact(storage, compiled):
+            return storage.count_ids(self.model._collection, compiled.plan)
+        return sum(1 for _ in self._verified(storage, compiled, None))
 
     def exists(self) -> bool:
         """Whether any record matches."""
-        return bool(self._results())
+        storage = configure.storage()
+        compiled = self._compile()
+        if self._exact(storage, compiled):
+            return bool(storage.query_ids(self.model._collection, compiled.plan, limit=1))
+        return next(iter(self._verified(storage, compiled, None)), None) is not None
 
-    # -- sequence protocol -------------------------------------------------------
+    def first(self) -> M | None:
+        """The first record in the result's order, or ``None``."""
+        page = self[:1]
+        return page[0] if page else None
+
+    def delete(self) -> int:
+        """Delete every matching record; returns the number of record keys removed."""
+        removed = 0
+        for record in list(self.iterator()):
+            removed += record.delete()
+        return removed
+
+    def iterator(self, batch_size: int | None = None) -> Iterator[M]:
+        """Yield the matching records, loading ``batch_size`` per round trip.
+
+        Without an ordering, or ordered by one range-indexed field, memory
+        holds one batch at a time; other orderings sort every match in memory.
+        """
+        storage = configure.storage()
+        compiled = self._compile()
+        order = self._server_order(storage, compiled)
+        if order is not None or not self._ordering:
+            yield from self._verified(storage, compiled, order, batch_size)
+            return
+        records = list(self._verified(storage, compiled, None, batch_size))
+        yield from self._sorted(records)
+
+    def __iter__(self) -> Iterator[M]:
+        return self.iterator()
 
     def __len__(self) -> int:
-        return len(self._results())
+        return self.count()
+
+    def __bool__(self) -> bool:
+        return self.exists()
 
     @overload
     def __getitem__(self, index: int) -> M: ...
@@ -177,57 +353,109 @@ class ResultSet(Sequence[M], Generic[M]):
     def __getitem__(self, index: slice) -> list[M]: ...
 
     def __getitem__(self, index: int | slice) -> M | list[M]:
-        return self._results()[index]
-
-    def __iter__(self) -> Iterator[M]:
-        return iter(self._results())
-
-    def __bool__(self) -> bool:
-        return bool(self._results())
+        if isinstance(index, slice):
+            return self._window(index)
+        if not isinstance(index, int):
+            raise TypeError(f"result sets are indexed by int or slice, not {type(index).__name__}")
+        if index < 0:
+            index += self.count()
+        page = self._window(slice(index, index + 1)) if index >= 0 else []
+        if not page:
+            raise IndexError("result set index out of range")
+        return page[0]
 
     def __repr__(self) -> str:
-        if self._cache is None:
-            return (f"<ResultSet of {self.model.__name__} "
-                    f"where {_describe(dict(self._conditions)) or 'all'} (not run)>")
-        return f"<ResultSet of {self.model.__name__}: {self._cache!r}>"
+        parts = [f"{lk.field}__{lk.op}={lk.value!r}" for lk in self._lookups]
+        parts += [f"exclude({', '.join(f'{lk.field}__{lk.op}={lk.value!r}' for lk in group)})"
+                  for group in self._excludes]
+        ordering = f" order_by {', '.join(self._ordering)}" if self._ordering else ""
+        return f"<ResultSet of {self.model.__name__} where {', '.join(parts) or 'all'}{ordering}>"
 
-    # -- running the query -------------------------------------------------------
+    # -- internals -------------------------------------------------------------------
 
-    def _results(self) -> list[M]:
-        if self._cache is None:
-            results = list(self._matching())
-            for spec in reversed(self._ordering):
-                descending = spec.startswith("-")
-                name = spec[1:] if descending else spec
-                try:
-                    results.sort(key=_sort_key(self.model._field(name), name),
-                                 reverse=descending)
-                except TypeError as exc:
-                    raise errors.ValidationError(
-                        f"cannot order by {self.model.__name__}.{name}: {exc}",
-                        model=self.model.__name__, field=name) from exc
-            self._cache = results
-        return self._cache
+    def _compile(self) -> Compiled:
+        if self._compiled is None:
+            self._compiled = compile_lookups(self.model, self._lookups, self._excludes)
+        return self._compiled
 
-    def _matching(self) -> Iterator[M]:
+    def _exact(self, storage: Storage, compiled: Compiled, extra: Iterable[str] = ()) -> bool:
+        """Whether the plan's ids are exactly the matches right now."""
+        if not compiled.exact:
+            return False
+        fields = set(compiled.inexact_fields) | set(extra)
+        return all(storage.count_ids(self.model._collection, Members(inexact_name(name))) == 0
+                   for name in sorted(fields))
+
+    def _server_order(self, storage: Storage, compiled: Compiled) -> Order | None:
+        """The storage-side ordering, when one range-indexed field orders exactly."""
+        if len(self._ordering) != 1:
+            return None
+        spec = self._ordering[0]
+        name = spec.lstrip("-")
+        if "range" not in self.model._fields[name].indexes:
+            return None
+        if not self._exact(storage, Compiled(compiled.plan, True), [name]):
+            return None
+        return Order(range_name(name), descending=spec.startswith("-"))
+
+    def _window(self, window: slice) -> list[M]:
+        start, stop, step = window.start or 0, window.stop, window.step or 1
+        if start < 0 or (stop is not None and stop < 0) or step != 1:
+            return list(self.iterator())[window]
+        if stop is not None and stop <= start:
+            return []
         storage = configure.storage()
-        batch: list[str] = []
-        for record_id in storage.iter_ids(self.model._collection, self.batch_size):
-            batch.append(record_id)
-            if len(batch) >= self.batch_size:
-                yield from self._matching_in(batch)
-                batch = []
-        if batch:
-            yield from self._matching_in(batch)
+        compiled = self._compile()
+        order = self._server_order(storage, compiled)
+        if self._exact(storage, compiled) and (order is not None or not self._ordering):
+            limit = None if stop is None else stop - start
+            ids = storage.query_ids(self.model._collection, compiled.plan, order, start, limit)
+            return self._load_verified(ids)
+        return list(itertools.islice(self.iterator(), start, stop))
 
-    def _matching_in(self, ids: list[str]) -> list[M]:
-        model = self.model
-        loaded = load_many(model, ids, with_pointers=False)
-        matches = [record for record in loaded if record is not None
-                   and all(_field_matches(model._fields[name], record._values[name], value)
-                           for name, value in self._conditions)]
+    def _verified(self, storage: Storage, compiled: Compiled, order: Order | None,
+                  batch_size: int | None = None) -> Iterator[M]:
+        size = batch_size or self.batch_size
+        ids = storage.iter_query_ids(self.model._collection, compiled.plan, order, size)
+        for batch in _batched(ids, size):
+            yield from self._load_verified(batch)
+
+    def _load_verified(self, ids: Sequence[str]) -> list[M]:
+        loaded = load_many(self.model, ids, with_pointers=False)
+        matches = [record for record in loaded
+                   if record is not None and self._matches(record)]
         resolve_pointers(matches)
         return matches
+
+    def _matches(self, record: ActiveRecord) -> bool:
+        if not _matches_all(record, self._lookups):
+            return False
+        return not any(_matches_all(record, group) for group in self._excludes)
+
+    def _sorted(self, records: list[M]) -> list[M]:
+        pk = self.model._primary_key
+        records.sort(key=lambda record: str(record._values[pk]))
+        for spec in reversed(self._ordering):
+            descending = spec.startswith("-")
+            name = spec[1:] if descending else spec
+            try:
+                records.sort(key=_sort_key(self.model._field(name), name), reverse=descending)
+            except TypeError as exc:
+                raise errors.ValidationError(
+                    f"cannot order by {self.model.__name__}.{name}: {exc}",
+                    model=self.model.__name__, field=name) from exc
+        return records
+
+
+def _matches_all(record: ActiveRecord, lookups: Iterable[Lookup]) -> bool:
+    fields = type(record)._fields
+    return all(lookup_matches(fields[lk.field], record._values[lk.field], lk) for lk in lookups)
+
+
+def _batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 # ---------------------------------------------------------------------------
@@ -300,19 +528,6 @@ def _warn_dangling(model_name: str, field_name: str, key: str) -> None:
 # Comparing values (shared with ActiveRecord.matches)
 # ---------------------------------------------------------------------------
 
-def _conditions(model: type[ActiveRecord], kwargs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """Validate lookups: known fields, values cast to the field's type."""
-    conditions = []
-    for name, value in kwargs.items():
-        field = model._field(name)
-        if isinstance(field, Pointer):
-            value = expected_pointer_key(field, value)
-        elif value is not None:
-            value = field.clean(value, model.__name__)
-        conditions.append((name, value))
-    return tuple(conditions)
-
-
 def pointer_key(value: Any) -> str | None:
     """The record key a pointer value names (``None`` for no target)."""
     if value is None:
@@ -340,13 +555,6 @@ def expected_pointer_key(field: Pointer, expected: Any) -> str | None:
             field=field.name, value=expected) from exc
 
 
-def _field_matches(field: Attribute, actual: Any, expected: Any) -> bool:
-    """Whether a field's value equals an already prepared lookup value."""
-    if isinstance(field, Pointer):
-        return pointer_key(actual) == expected
-    return bool(actual == expected)
-
-
 def field_matches_raw(field: Attribute, actual: Any, expected: Any, model_name: str) -> bool:
     """Whether a field's value equals a raw user value (cast first; uncastable never matches)."""
     if isinstance(field, Pointer):
@@ -367,6 +575,8 @@ def _sort_key(field: Attribute, name: str) -> Any:
         value = record._values[name]
         if isinstance(field, Pointer):
             value = pointer_key(value)
+        elif value is not None and _is_nan(value):
+            value = None  # NaN sorts with None, as in the range index
         # None sorts first; the flag keeps None from being compared to values.
         return (False, 0) if value is None else (True, value)
     return key

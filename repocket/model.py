@@ -28,6 +28,7 @@ from .attributes import Attribute, AutoUUID, ByteStream, PendingPointer, Pointer
 from .connections import configure
 from .keys import Collection
 from .manager import Manager, ManagerDescriptor, field_matches_raw, pointer_key
+from .indexes import entries_for
 from .registry import register_model
 from .storage import RecordWrite, StoredRecord
 
@@ -190,7 +191,12 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         return instance
 
     def save(self) -> dict[str, Any]:
-        """Persists the model in storage, atomically and in one round trip.
+        """Persists the model in storage, atomically, with its index entries.
+
+        One round trip for a new record whose id is generated here and that
+        has no unique fields; two otherwise (the record's previous index
+        entries are read under ``WATCH``, so that exactly the stale ones are
+        removed in the same transaction as the write).
 
         Automatically generates a primary key value if one was not provided,
         and stamps ``DateTime(auto_now=True)`` fields.  Nothing on the instance
@@ -201,15 +207,28 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
             ByteStream fields that hold data.
         :raises ValidationError: a value cannot be stored.
         :raises UnsavedRecordError: a Pointer names a record never saved.
+        :raises UniqueViolation: a ``unique=True`` value is held by another
+            record; nothing is written.
         """
-        cls = type(self)
         storage = configure.storage()
+        write, values = self._prepare_save()
+        try:
+            storage.save_record(write)
+        except errors.UniqueViolation as exc:
+            raise self._unique_violation(exc, values) from exc
+        self._saved(values)
+        return self._keys()
+
+    def _prepare_save(self) -> tuple[RecordWrite, dict[str, Any]]:
+        """Everything a save writes, computed without changing the instance."""
+        cls = type(self)
         values = dict(self._values)
         for name, field in cls._fields.items():
             values[name] = field.on_save(values[name])
             if isinstance(field, Pointer):
                 field.check_saved(values[name], cls.__name__)
-        if values[cls._primary_key] is None:
+        new = values[cls._primary_key] is None
+        if new:
             values[cls._primary_key] = AutoUUID.generate()
         record_id = str(values[cls._primary_key])
         encoded = {
@@ -218,11 +237,31 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         }
         streams = {name: values[name] for name in cls._stream_fields
                    if name in self._dirty_streams}
-        storage.save_record(RecordWrite(cls._collection, record_id, encoded, streams))
+        entries, claims = entries_for(cls, values)
+        return RecordWrite(cls._collection, record_id, encoded, streams, entries, claims,
+                           new=new), values
+
+    def _saved(self, values: dict[str, Any]) -> None:
         self._values = values
         self._persisted = True
         self._dirty_streams.clear()
-        return self._keys()
+
+    def _index_write(self) -> RecordWrite:
+        """A write of this loaded record's index data alone (for reindexing)."""
+        cls = type(self)
+        entries, claims = entries_for(cls, self._values)
+        return RecordWrite(cls._collection, str(self._values[cls._primary_key]), {}, {},
+                           entries, claims, new=True)
+
+    def _unique_violation(self, exc: errors.UniqueViolation,
+                          values: dict[str, Any]) -> errors.UniqueViolation:
+        cls = type(self)
+        name = exc.field or ""
+        value = values.get(name)
+        return errors.UniqueViolation(
+            f"{cls.__name__}.{name} must be unique: {_repr(value)} is already held by "
+            f"{cls.__name__} {exc.other_id}; nothing was written",
+            claim=exc.claim, other_id=exc.other_id, model=cls.__name__, field=name, value=value)
 
     def delete(self) -> int:
         """Deletes all the storage keys used by this record.

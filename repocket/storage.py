@@ -36,9 +36,19 @@ from .keys import Collection
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Collection",
+    "IndexEntry",
+    "UniqueClaim",
     "RecordWrite",
     "LoadRequest",
     "StoredRecord",
+    "Plan",
+    "AllIds",
+    "Members",
+    "ScoreRange",
+    "Union",
+    "Intersection",
+    "Difference",
+    "Order",
     "Storage",
     "register_backend",
     "available_backends",
@@ -53,6 +63,32 @@ ENTRY_POINT_GROUP = "repocket.backends"
 # Values that cross the seam
 # ---------------------------------------------------------------------------
 
+@dataclass(frozen=True, order=True)
+class IndexEntry:
+    """One entry a record has in its collection's index data.
+
+    :param name: which index, e.g. ``'eq:house_name:"Gryffindor"'`` or
+        ``'range:age'``; opaque to backends, unique within a collection.
+    :param score: ``None`` for membership indexes (sets of ids); a float for
+        sorted indexes, where the id is kept with that score.
+    """
+
+    name: str
+    score: float | None = None
+
+
+@dataclass(frozen=True, order=True)
+class UniqueClaim:
+    """A value that at most one record of a collection may hold in a field.
+
+    :param field: the field name.
+    :param term: the value's canonical index text.
+    """
+
+    field: str
+    term: str
+
+
 @dataclass(frozen=True)
 class RecordWrite:
     """Everything one ``save()`` writes, to be applied atomically.
@@ -64,12 +100,23 @@ class RecordWrite:
         streams the caller changed; ``b""`` means the stream is now empty and
         its storage should be removed.  Streams not named are left untouched,
         so a save never clobbers bytes another process appended.
+    :param entries: the record's complete index entries after the write.  The
+        backend adds those it lacks and removes the record's previous entries
+        that are not listed, in the same atomic step.
+    :param unique: the record's unique claims after the write; if another
+        record holds one, the backend writes nothing and raises
+        :class:`~repocket.errors.UniqueViolation`.
+    :param new: the id was generated for this write, so no previous version
+        of the record can exist (backends may skip reading it).
     """
 
     collection: Collection
     record_id: str
     fields: Mapping[str, str]
     streams: Mapping[str, bytes] = field(default_factory=dict)
+    entries: frozenset[IndexEntry] = frozenset()
+    unique: frozenset[UniqueClaim] = frozenset()
+    new: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +140,79 @@ class StoredRecord:
     record_id: str
     fields: Mapping[str, str | bytes]
     streams: Mapping[str, bytes]
+
+
+# -- query plans ---------------------------------------------------------------
+#
+# The query layer compiles lookups into a tree of these nodes; a backend
+# evaluates the tree over its index data and returns ids.  Every node denotes
+# a set of record ids of one collection.
+
+class Plan:
+    """Base class of query plan nodes."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class AllIds(Plan):
+    """Every record of the collection."""
+
+
+@dataclass(frozen=True)
+class Members(Plan):
+    """The ids filed under a membership index entry ``name``."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ScoreRange(Plan):
+    """The ids of sorted index ``name`` whose score lies between the bounds.
+
+    Bounds are inclusive unless ``low_open`` / ``high_open``; ``-inf`` and
+    ``inf`` are allowed.
+    """
+
+    name: str
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+
+
+@dataclass(frozen=True)
+class Union(Plan):
+    """Ids in any of the parts."""
+
+    parts: tuple[Plan, ...]
+
+
+@dataclass(frozen=True)
+class Intersection(Plan):
+    """Ids in every part."""
+
+    parts: tuple[Plan, ...]
+
+
+@dataclass(frozen=True)
+class Difference(Plan):
+    """Ids in ``base`` but not in ``minus``."""
+
+    base: Plan
+    minus: Plan
+
+
+@dataclass(frozen=True)
+class Order:
+    """Sort by the scores of sorted index ``name``; ties by id, ascending.
+
+    Every record of the collection has an entry in a sorted index that the
+    query layer orders by.
+    """
+
+    name: str
+    descending: bool = False
 
 
 # ---------------------------------------------------------------------------
@@ -126,10 +246,11 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def save_record(self, write: RecordWrite) -> None:
-        """Write a record's fields, changed streams and index entries atomically.
+        """Write a record's fields, changed streams, index entries and unique
+        claims atomically; create the record or update it in place.
 
-        Creates the record or updates it in place.  In one round trip on
-        backends with a server.
+        :raises UniqueViolation: another record holds one of ``write.unique``
+            (nothing is written); its ``claim`` attribute names which.
         """
 
     @abc.abstractmethod
@@ -143,7 +264,7 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def delete_record(self, collection: Collection, record_id: str,
                       streams: Sequence[str]) -> int:
-        """Delete a record, its streams and its index entries atomically.
+        """Delete a record, its streams, index entries and claims atomically.
 
         :param streams: the model's stream field names.
         :returns: how many record keys were removed: 1 for the fields plus one
@@ -156,16 +277,33 @@ class Storage(abc.ABC):
         """Append ``data`` to a stream field and return its new length in bytes."""
 
     @abc.abstractmethod
-    def iter_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
-        """Yield the id of every record of a collection, each once.
+    def query_ids(self, collection: Collection, plan: Plan, order: Order | None = None,
+                  offset: int = 0, limit: int | None = None) -> list[str]:
+        """The ids a plan denotes: sorted by id, or by ``order``; one page of them.
 
-        Ids are fetched ``batch_size`` at a time, so iterating never holds the
-        whole collection in memory.
+        Work proportional to the index data the plan touches, in one round trip.
         """
 
     @abc.abstractmethod
-    def count_records(self, collection: Collection) -> int:
-        """How many records a collection holds, without loading them."""
+    def count_ids(self, collection: Collection, plan: Plan) -> int:
+        """How many ids a plan denotes, without loading records."""
+
+    @abc.abstractmethod
+    def iter_stored_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
+        """Yield the id of every record *stored* in a collection, read from the
+        records themselves rather than the index (for rebuilding it); an id
+        may be yielded more than once."""
+
+    @abc.abstractmethod
+    def read_index_entries(self, collection: Collection, record_ids: Sequence[str]
+                           ) -> list[tuple[frozenset[IndexEntry], frozenset[UniqueClaim]] | None]:
+        """The index entries and claims each record was last saved with
+        (``None`` for an id with none), in one round trip; used to check the
+        index against the records."""
+
+    @abc.abstractmethod
+    def drop_index(self, collection: Collection) -> None:
+        """Remove all index data of a collection (ids, entries, claims), not its records."""
 
     @abc.abstractmethod
     def clear(self) -> None:
@@ -185,10 +323,41 @@ class Storage(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Release connections; the default does nothing."""
 
+    def save_records(self, writes: Sequence[RecordWrite]) -> None:
+        """Save several records; backends may do it in fewer round trips.
+
+        The default saves them one by one (each atomic, not all together).
+        """
+        for write in writes:
+            self.save_record(write)
+
     def load_record(self, collection: Collection, record_id: str,
                     streams: Sequence[str] = ()) -> StoredRecord | None:
         """Load a single record; see :meth:`load_records`."""
         return self.load_records([LoadRequest(collection, record_id, tuple(streams))])[0]
+
+    def iter_query_ids(self, collection: Collection, plan: Plan, order: Order | None = None,
+                       batch_size: int = 500) -> Iterator[str]:
+        """Yield the ids of a plan, ``batch_size`` per round trip.
+
+        The default pages with :meth:`query_ids`; records written meanwhile
+        may shift pages.  The redis backend iterates a snapshot instead.
+        """
+        offset = 0
+        while True:
+            page = self.query_ids(collection, plan, order, offset, batch_size)
+            yield from page
+            if len(page) < batch_size:
+                return
+            offset += len(page)
+
+    def iter_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
+        """Yield the id of every record of a collection, each once, in batches."""
+        return self.iter_query_ids(collection, AllIds(), None, batch_size)
+
+    def count_records(self, collection: Collection) -> int:
+        """How many records a collection holds, without loading them."""
+        return self.count_ids(collection, AllIds())
 
     def describe(self) -> str:
         """A short description of where this storage points, for messages."""

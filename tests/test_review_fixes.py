@@ -67,11 +67,26 @@ def test_deeply_nested_json_input_is_a_validation_error() -> None:
         Everything(doc=deep)
 
 
+class Unindexed(ActiveRecord):
+    when = attributes.DateTime(index=False)
+
+
 def test_ordering_values_that_cannot_be_compared_is_a_validation_error(storage) -> None:
-    Everything.create(when=datetime.datetime(2020, 1, 1))
-    Everything.create(when=datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc))
-    with pytest.raises(ValidationError, match=r"Everything\.when"):
-        list(Everything.objects.all().order_by("when"))
+    # without a range index the records are sorted in Python, which cannot
+    # compare naive and aware datetimes
+    Unindexed.create(when=datetime.datetime(2020, 1, 1))
+    Unindexed.create(when=datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc))
+    with pytest.raises(ValidationError, match=r"Unindexed\.when"):
+        list(Unindexed.objects.all().order_by("when"))
+
+
+def test_the_range_index_orders_naive_datetimes_as_if_utc(storage) -> None:
+    utc = datetime.timezone.utc
+    noon_naive = Everything.create(when=datetime.datetime(2020, 1, 1, 12))
+    eleven_aware = Everything.create(when=datetime.datetime(2020, 1, 1, 11, tzinfo=utc))
+    one_pm_aware = Everything.create(when=datetime.datetime(2020, 1, 1, 13, tzinfo=utc))
+    ordered = [record.id for record in Everything.objects.order_by("when")]
+    assert ordered == [eleven_aware.id, noon_naive.id, one_pm_aware.id]
 
 
 def test_a_record_read_from_0_0_1_json_can_be_saved_again(storage) -> None:

@@ -1,33 +1,71 @@
 """The redis backend (redis-py): repocket's primary storage.
 
-Layout (see :mod:`repocket.keys`): each record is a hash of envelope texts,
-each ByteStream a string grown with ``APPEND``, and each model has an id index,
-a sorted set of its record ids (all scores 0, so ids are in lexical order),
-read page by page with ``ZRANGEBYLEX``: that never returns an id twice, unlike
-``SSCAN``, and never blocks the server, unlike ``KEYS``.
+Layout (all names from :mod:`repocket.keys`):
 
-Every operation is one round trip: writes are one ``MULTI``/``EXEC``
-transaction (hash, streams and index together, all or nothing), reads one
-pipeline.  Every redis-py error is wrapped here, once, in a repocket error
-naming the server, with the original kept as ``__cause__``.
+* each record is a hash of envelope texts; each ByteStream a string grown
+  with ``APPEND``;
+* ``repocket::ids:<module>:<Model>``: a sorted set of every record id (all
+  scores 0, so ids are in lexical order), paged with ``ZRANGEBYLEX``, which
+  never returns an id twice (unlike ``SSCAN``) and never blocks the server
+  (unlike ``KEYS``);
+* ``repocket::index:<module>:<Model>:<entry name>``: a set of ids for each
+  membership entry, a sorted set of ids for each sorted entry;
+* ``repocket::terms:<module>:<Model>:<id>``: the entries and claims the
+  record was last saved with, so that an update removes exactly the entries
+  it no longer has;
+* ``repocket::unique:<module>:<Model>``: a hash ``<field>:<term>`` -> id.
+
+Writes are atomic.  A save that may replace an earlier version reads the
+record's remembered entries under ``WATCH`` (one round trip) and applies
+everything in one ``MULTI``/``EXEC`` (a second); a brand-new record with no
+unique fields needs only the ``MULTI``/``EXEC``.  If another client changes the
+record in between, ``EXEC`` aborts and the save starts again.
+
+Queries run in one ``MULTI``/``EXEC``: the plan becomes ``ZINTERSTORE``,
+``ZUNIONSTORE``, ``ZDIFFSTORE`` and ``ZRANGESTORE`` steps over temporary keys
+that the same transaction deletes, so the server's work is proportional to
+the index data the query touches, never to the number of records.
+
+Every redis-py error is wrapped here, once, in a repocket error naming the
+server, with the original kept as ``__cause__``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import redis
 import redis.exceptions
 
-from ..errors import StorageConnectionError, StorageError
-from ..keys import PREFIX, Collection
-from ..storage import LoadRequest, RecordWrite, Storage, StoredRecord
+from ..errors import ConflictError, StorageConnectionError, StorageError, UniqueViolation
+from ..keys import PREFIX, STREAM_INFIX, Collection
+from ..storage import (
+    AllIds,
+    Difference,
+    IndexEntry,
+    Intersection,
+    LoadRequest,
+    Members,
+    Order,
+    Plan,
+    RecordWrite,
+    ScoreRange,
+    Storage,
+    StoredRecord,
+    UniqueClaim,
+    Union,
+)
 
 __all__ = ["RedisStorage"]
 
-_IDS = "ids"
+#: How often a write is retried when concurrent writers keep changing the record.
+MAX_WRITE_ATTEMPTS = 50
+#: How long (ms) a query snapshot being iterated stays alive between pages.
+SNAPSHOT_TTL_MS = 10 * 60 * 1000
 
 
 class RedisStorage(Storage):
@@ -80,23 +118,128 @@ class RedisStorage(Storage):
         except redis.exceptions.RedisError as exc:
             raise StorageError(f"{self.describe()} failed to {action}: {exc}") from exc
 
-    # -- Storage protocol ---------------------------------------------------------
+    # -- writing -------------------------------------------------------------------
 
     def save_record(self, write: RecordWrite) -> None:
-        collection, record_id = write.collection, write.record_id
-        key = collection.record_key(record_id)
+        key = write.collection.record_key(write.record_id)
         with self._errors(f"save {key}"):
-            pipe = self._client.pipeline(transaction=True)
-            if write.fields:
-                pipe.hset(key, mapping=dict(write.fields))
-            for name, content in write.streams.items():
-                stream_key = collection.stream_key(record_id, name)
-                if content:
-                    pipe.set(stream_key, content)
-                else:
-                    pipe.delete(stream_key)
-            pipe.zadd(collection.meta_key(_IDS), {record_id: 0})
-            pipe.execute()
+            if write.new and not write.unique:
+                pipe = self._client.pipeline(transaction=True)
+                self._queue_write(pipe, write, frozenset(), frozenset())
+                pipe.execute()
+                return
+            self._watched_write(write.collection, write.record_id, write.unique,
+                                lambda pipe, entries, claims:
+                                self._queue_write(pipe, write, entries, claims))
+
+    def save_records(self, writes: Sequence[RecordWrite]) -> None:
+        """New records without unique claims go in one transaction; others one by one."""
+        batch = [w for w in writes if w.new and not w.unique]
+        if batch:
+            with self._errors(f"save {len(batch)} records"):
+                pipe = self._client.pipeline(transaction=True)
+                for write in batch:
+                    self._queue_write(pipe, write, frozenset(), frozenset())
+                pipe.execute()
+        for write in writes:
+            if not (write.new and not write.unique):
+                self.save_record(write)
+
+    def delete_record(self, collection: Collection, record_id: str,
+                      streams: Sequence[str]) -> int:
+        key = collection.record_key(record_id)
+        keys = [key, *(collection.stream_key(record_id, name) for name in streams)]
+        with self._errors(f"delete {key}"):
+            replies = self._watched_write(
+                collection, record_id, frozenset(),
+                lambda pipe, entries, claims: self._queue_delete(
+                    pipe, collection, record_id, keys, entries, claims))
+        return int(replies[0])
+
+    def append_to_stream(self, collection: Collection, record_id: str,
+                         field: str, data: bytes) -> int:
+        key = collection.stream_key(record_id, field)
+        with self._errors(f"append to {key}"):
+            return int(self._client.append(key, data))
+
+    def _queue_write(self, pipe: Any, write: RecordWrite, old_entries: frozenset[IndexEntry],
+                     old_claims: frozenset[UniqueClaim]) -> None:
+        collection, record_id = write.collection, write.record_id
+        if write.fields:
+            pipe.hset(collection.record_key(record_id), mapping=dict(write.fields))
+        for name, content in write.streams.items():
+            stream_key = collection.stream_key(record_id, name)
+            if content:
+                pipe.set(stream_key, content)
+            else:
+                pipe.delete(stream_key)
+        pipe.zadd(collection.ids_key, {record_id: 0})
+        new_entries = write.entries
+        for entry in old_entries - new_entries:
+            _queue_remove_entry(pipe, collection, record_id, entry)
+        for entry in new_entries - old_entries:
+            index_key = collection.index_key(entry.name)
+            if entry.score is None:
+                pipe.sadd(index_key, record_id)
+            else:
+                pipe.zadd(index_key, {record_id: entry.score})
+        stale = [_claim_field(c) for c in old_claims - write.unique]
+        if stale:
+            pipe.hdel(collection.unique_key, *stale)
+        if write.unique:
+            pipe.hset(collection.unique_key,
+                      mapping={_claim_field(c): record_id for c in write.unique})
+        pipe.set(collection.terms_key(record_id), _dump_terms(new_entries, write.unique))
+
+    def _queue_delete(self, pipe: Any, collection: Collection, record_id: str, keys: list[str],
+                      entries: frozenset[IndexEntry], claims: frozenset[UniqueClaim]) -> None:
+        pipe.delete(*keys)
+        for entry in entries:
+            _queue_remove_entry(pipe, collection, record_id, entry)
+        if claims:
+            pipe.hdel(collection.unique_key, *(_claim_field(c) for c in claims))
+        pipe.delete(collection.terms_key(record_id))
+        pipe.zrem(collection.ids_key, record_id)
+
+    def _watched_write(self, collection: Collection, record_id: str,
+                       claims: frozenset[UniqueClaim], queue: Any) -> list[Any]:
+        """Read the record's remembered entries under WATCH, then queue and EXEC.
+
+        Two round trips: WATCH + reads pipelined on one connection, then
+        MULTI ... EXEC.  Retried when a concurrent write aborts the EXEC.
+        """
+        terms_key = collection.terms_key(record_id)
+        claim_fields = [_claim_field(c) for c in sorted(claims)]
+        watched = [terms_key] + ([collection.unique_key] if claims else [])
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            with self._client.pipeline(transaction=True) as pipe:
+                # redis-py runs commands at once after watch(); we want WATCH
+                # and the reads in one round trip, so send them together on the
+                # pipeline's connection.
+                replies = _send_on_watched_connection(pipe, [
+                    ("WATCH", *watched),
+                    ("GET", terms_key),
+                    *([("HMGET", collection.unique_key, *claim_fields)] if claims else []),
+                ])
+                old_entries, old_claims = _load_terms(replies[1])
+                if claims:
+                    for claim, owner in zip(sorted(claims), replies[2]):
+                        if owner is not None and owner.decode() != record_id:
+                            pipe.reset()  # sends UNWATCH
+                            raise UniqueViolation(
+                                f"{collection.label}.{claim.field} must be unique; "
+                                f"record {owner.decode()} already holds that value",
+                                claim=claim, other_id=owner.decode(), field=claim.field)
+                pipe.multi()
+                queue(pipe, old_entries, old_claims)
+                try:
+                    return list(pipe.execute())
+                except redis.exceptions.WatchError:
+                    continue
+        raise ConflictError(f"gave up writing {collection.record_key(record_id)} after "
+                            f"{MAX_WRITE_ATTEMPTS} attempts: other clients kept changing it")
+
+    # -- reading -------------------------------------------------------------------
 
     def load_records(self, requests: Sequence[LoadRequest]) -> list[StoredRecord | None]:
         if not requests:
@@ -121,24 +264,8 @@ class RedisStorage(Storage):
                 streams))
         return results
 
-    def delete_record(self, collection: Collection, record_id: str,
-                      streams: Sequence[str]) -> int:
-        key = collection.record_key(record_id)
-        with self._errors(f"delete {key}"):
-            pipe = self._client.pipeline(transaction=True)
-            pipe.delete(key, *(collection.stream_key(record_id, name) for name in streams))
-            pipe.zrem(collection.meta_key(_IDS), record_id)
-            removed, _ = pipe.execute()
-        return int(removed)
-
-    def append_to_stream(self, collection: Collection, record_id: str,
-                         field: str, data: bytes) -> int:
-        key = collection.stream_key(record_id, field)
-        with self._errors(f"append to {key}"):
-            return int(self._client.append(key, data))
-
     def iter_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
-        index = collection.meta_key(_IDS)
+        index = collection.ids_key
         start = b"-"
         while True:
             with self._errors(f"read the ids of {collection.label}"):
@@ -151,19 +278,158 @@ class RedisStorage(Storage):
 
     def count_records(self, collection: Collection) -> int:
         with self._errors(f"count {collection.label}"):
-            return int(self._client.zcard(collection.meta_key(_IDS)))
+            return int(self._client.zcard(collection.ids_key))
+
+    def query_ids(self, collection: Collection, plan: Plan, order: Order | None = None,
+                  offset: int = 0, limit: int | None = None) -> list[str]:
+        stop = -1 if limit is None else offset + limit - 1
+        if limit == 0:
+            return []
+        with self._errors(f"query {collection.label}"):
+            pipe = self._client.pipeline(transaction=True)
+            temps: list[str] = []
+            ordered = self._ordered(pipe, collection, plan, order, temps)
+            pipe.zrange(ordered, offset, stop)
+            if temps:
+                pipe.delete(*temps)
+            replies = pipe.execute()
+        return [_text(member) for member in replies[-2 if temps else -1]]
+
+    def count_ids(self, collection: Collection, plan: Plan) -> int:
+        with self._errors(f"count {collection.label}"):
+            if isinstance(plan, AllIds):
+                return int(self._client.zcard(collection.ids_key))
+            if isinstance(plan, Members):
+                return int(self._client.scard(collection.index_key(plan.name)))
+            pipe = self._client.pipeline(transaction=True)
+            temps: list[str] = []
+            result = self._evaluate(pipe, collection, plan, temps)
+            pipe.zcard(result)
+            pipe.delete(*temps)
+            return int(pipe.execute()[-2])
+
+    def iter_query_ids(self, collection: Collection, plan: Plan, order: Order | None = None,
+                       batch_size: int = 500) -> Iterator[str]:
+        """Iterate a snapshot of the result, taken when iteration starts.
+
+        The ordered result is kept in a temporary key (its lifetime renewed
+        with every page) and read ``batch_size`` ids per round trip.
+        """
+        if isinstance(plan, AllIds) and order is None:
+            yield from self.iter_ids(collection, batch_size)
+            return
+        snapshot = collection.temp_key(uuid.uuid4().hex)
+        with self._errors(f"query {collection.label}"):
+            pipe = self._client.pipeline(transaction=True)
+            temps: list[str] = []
+            ordered = self._ordered(pipe, collection, plan, order, temps)
+            pipe.zinterstore(snapshot, {ordered: 1})
+            pipe.pexpire(snapshot, SNAPSHOT_TTL_MS)
+            pipe.zcard(snapshot)
+            if temps:
+                pipe.delete(*temps)
+            total = int(pipe.execute()[-2 if temps else -1])
+        position = 0
+        try:
+            while position < total:
+                with self._errors(f"read the results of a query on {collection.label}"):
+                    pipe = self._client.pipeline(transaction=False)
+                    pipe.zrange(snapshot, position, position + batch_size - 1)
+                    pipe.pexpire(snapshot, SNAPSHOT_TTL_MS)
+                    page, alive = pipe.execute()
+                if not alive:
+                    raise StorageError(
+                        f"the results of a query on {collection.label} expired while "
+                        f"being iterated (more than {SNAPSHOT_TTL_MS // 1000} s between batches)")
+                yield from (_text(member) for member in page)
+                position += len(page)
+        finally:
+            with contextlib.suppress(redis.exceptions.RedisError):
+                self._client.delete(snapshot)
+
+    def _ordered(self, pipe: Any, collection: Collection, plan: Plan, order: Order | None,
+                 temps: list[str]) -> str:
+        """Queue steps leaving the plan's ids in a sorted set ordered as asked."""
+        source = self._evaluate(pipe, collection, plan, temps)
+        target = collection.temp_key(uuid.uuid4().hex)
+        temps.append(target)
+        if order is None:
+            if isinstance(plan, AllIds):
+                temps.pop()
+                return source  # already all scores 0
+            # weight 0: every score 0, so ids come in lexical order
+            pipe.zinterstore(target, {source: 0})
+        else:
+            # the order index's score (negated for descending, so that ties
+            # still come by ascending id) on every id of the result
+            weight = -1 if order.descending else 1
+            pipe.zinterstore(target, {source: 0, collection.index_key(order.name): weight})
+        return target
+
+    def _evaluate(self, pipe: Any, collection: Collection, plan: Plan, temps: list[str]) -> str:
+        """Queue the steps computing a plan; return the key holding its ids."""
+        if isinstance(plan, AllIds):
+            return collection.ids_key
+        if isinstance(plan, Members):
+            return collection.index_key(plan.name)
+        target = collection.temp_key(uuid.uuid4().hex)
+        if isinstance(plan, ScoreRange):
+            low = _bound(plan.low, plan.low_open)
+            high = _bound(plan.high, plan.high_open)
+            pipe.zrangestore(target, collection.index_key(plan.name), low, high, byscore=True)
+        elif isinstance(plan, (Union, Intersection)):
+            parts = [self._evaluate(pipe, collection, part, temps) for part in plan.parts]
+            if not parts:
+                pipe.delete(target)
+            elif isinstance(plan, Union):
+                pipe.zunionstore(target, parts, aggregate="MIN")
+            else:
+                pipe.zinterstore(target, parts, aggregate="MIN")
+        elif isinstance(plan, Difference):
+            base = self._evaluate(pipe, collection, plan.base, temps)
+            minus = self._evaluate(pipe, collection, plan.minus, temps)
+            pipe.zdiffstore(target, [base, minus])
+        else:
+            raise TypeError(f"unknown query plan node {plan!r}")
+        temps.append(target)
+        return target
+
+    # -- index maintenance -----------------------------------------------------------
+
+    def iter_stored_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
+        with self._errors(f"scan the records of {collection.label}"):
+            for key in self._client.scan_iter(match=collection.record_pattern, count=batch_size):
+                text = _text(key)
+                if STREAM_INFIX not in text:
+                    yield text[len(collection.prefix) + 1:]
+
+    def read_index_entries(self, collection: Collection, record_ids: Sequence[str]
+                           ) -> list[tuple[frozenset[IndexEntry], frozenset[UniqueClaim]] | None]:
+        if not record_ids:
+            return []
+        with self._errors(f"read index entries of {collection.label}"):
+            raw = self._client.mget([collection.terms_key(i) for i in record_ids])
+        return [_load_terms(item) if item is not None else None for item in raw]
+
+    def drop_index(self, collection: Collection) -> None:
+        with self._errors(f"drop the index of {collection.label}"):
+            for pattern in collection.meta_patterns:
+                self._unlink_matching(pattern)
 
     def clear(self) -> None:
         with self._errors("clear repocket data"):
             # Record keys and meta keys ("repocket::...") both match.
-            batch: list[bytes] = []
-            for key in self._client.scan_iter(match=f"{PREFIX}:*", count=1000):
-                batch.append(key)
-                if len(batch) >= 1000:
-                    self._client.unlink(*batch)
-                    batch = []
-            if batch:
+            self._unlink_matching(f"{PREFIX}:*")
+
+    def _unlink_matching(self, pattern: str) -> None:
+        batch: list[bytes] = []
+        for key in self._client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
                 self._client.unlink(*batch)
+                batch = []
+        if batch:
+            self._client.unlink(*batch)
 
     def ping(self) -> None:
         with self._errors("ping"):
@@ -173,6 +439,74 @@ class RedisStorage(Storage):
         self._client.close()
 
 
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+def _send_on_watched_connection(pipe: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Send commands in one round trip on the pipeline's own connection.
+
+    The pipeline keeps the connection (and so the WATCH) until it is reset,
+    and is then in "watching" state, ready for ``multi()``.
+    """
+    pipe.watching = True  # keep the connection pinned, as pipe.watch() would
+    if pipe.connection is None:
+        pipe.connection = pipe.connection_pool.get_connection()
+    connection = pipe.connection
+    try:
+        connection.send_packed_command(connection.pack_commands(commands))
+        replies = []
+        error: Exception | None = None
+        for _ in commands:
+            try:
+                replies.append(connection.read_response())
+            except redis.exceptions.ResponseError as exc:
+                error = error or exc
+                replies.append(None)
+    except BaseException:
+        connection.disconnect()
+        raise
+    if error is not None:
+        raise error
+    return replies
+
+
+def _queue_remove_entry(pipe: Any, collection: Collection, record_id: str,
+                        entry: IndexEntry) -> None:
+    if entry.score is None:
+        pipe.srem(collection.index_key(entry.name), record_id)
+    else:
+        pipe.zrem(collection.index_key(entry.name), record_id)
+
+
+def _claim_field(claim: UniqueClaim) -> str:
+    return f"{claim.field}:{claim.term}"
+
+
+def _dump_terms(entries: frozenset[IndexEntry], claims: frozenset[UniqueClaim]) -> str:
+    return json.dumps({
+        "entries": [[e.name, e.score] for e in sorted(entries, key=lambda e: e.name)],
+        "unique": [[c.field, c.term] for c in sorted(claims)],
+    })
+
+
+def _load_terms(raw: bytes | None) -> tuple[frozenset[IndexEntry], frozenset[UniqueClaim]]:
+    if raw is None:
+        return frozenset(), frozenset()
+    data = json.loads(raw)
+    return (frozenset(IndexEntry(name, score) for name, score in data["entries"]),
+            frozenset(UniqueClaim(name, term) for name, term in data["unique"]))
+
+
+def _bound(value: float, open_: bool) -> str:
+    if value == float("inf"):
+        text = "+inf"
+    elif value == float("-inf"):
+        text = "-inf"
+    else:
+        text = repr(float(value))
+    return f"({text}" if open_ else text
+
+
 def _text(value: str | bytes) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
-

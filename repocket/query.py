@@ -1,0 +1,268 @@
+"""Lookups: parsing ``field__op=value``, compiling them to index plans, and
+checking them against loaded records.
+
+Supported lookups (``filter(**kw)``, ``exclude(**kw)``, ``get(**kw)``):
+
+==================  ==========================================  ==================
+lookup              meaning                                     fields
+==================  ==========================================  ==================
+``f=v``             equal (``None`` matches no value)           every type
+``f__ne=v``         not equal                                   every type
+``f__in=[...]``     equal to one of the values                  every type
+``f__gt=v`` ...     ``__gt``, ``__gte``, ``__lt``, ``__lte``    Integer, Float,
+                                                                Decimal, DateTime
+``f__startswith=s`` text starts with ``s``                      Unicode
+==================  ==========================================  ==================
+
+A Pointer is matched by a model instance, its id or its record key.  Values
+are cast to the field's type first, so a bad value is a
+:class:`~repocket.errors.ValidationError` naming the field.
+
+Every lookup compiles to a :class:`~repocket.storage.Plan` over the index
+entries of :mod:`repocket.indexes`.  When a field lacks the index a lookup
+needs (``index=False``, a JSON or ByteStream field, ``__startswith`` without
+``index="prefix"``), the plan covers every record and the lookup is applied to
+the loaded records instead: always correct, but it reads every record of the
+model.  Loaded records are always checked against every lookup, so a result
+is never wrong even where an index is approximate.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import errors
+from .attributes import Attribute, Pointer, Unicode
+from .indexes import (
+    PREFIX_LENGTH,
+    class_name,
+    eq_name,
+    prefix_name,
+    range_name,
+    term_for,
+)
+from .storage import AllIds, Difference, Intersection, Members, Plan, ScoreRange, Union
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .model import ActiveRecord
+
+__all__ = ["Lookup", "parse_lookups", "lookup_matches", "Compiled", "compile_lookups"]
+
+RANGE_OPS = frozenset({"gt", "gte", "lt", "lte"})
+OPS = frozenset({"eq", "ne", "in", "startswith"}) | RANGE_OPS
+_NOTHING = Union(())
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """One prepared condition: field, operator and value(s) cast to the field's type."""
+
+    field: str
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A compiled query.
+
+    :param plan: the candidate ids.
+    :param exact: the plan's ids are exactly the matching records, as long as
+        none of ``inexact_fields`` holds a value its index stores inexactly.
+    :param inexact_fields: range-indexed fields whose lookups are exact only
+        while their ``inexact:`` entry is empty.
+    """
+
+    plan: Plan
+    exact: bool
+    inexact_fields: frozenset[str] = field(default_factory=frozenset)
+
+
+def parse_lookups(model: type[ActiveRecord], kwargs: Mapping[str, Any]) -> tuple[Lookup, ...]:
+    """Validate ``field__op=value`` keywords and cast their values.
+
+    :raises UnknownFieldError: no such field or operator.
+    :raises ValidationError: the operator does not apply to the field, or a
+        value cannot be cast to the field's type.
+    """
+    return tuple(_parse_one(model, key, value) for key, value in kwargs.items())
+
+
+def _parse_one(model: type[ActiveRecord], key: str, value: Any) -> Lookup:
+    name, op = key, "eq"
+    if key not in model._fields and "__" in key:
+        name, _, op = key.rpartition("__")
+        if op not in OPS:
+            raise errors.UnknownFieldError(
+                f"{model.__name__} has no field {key!r} and {op!r} is not a lookup; "
+                f"lookups are: {', '.join(sorted(OPS - {'eq'}))}",
+                model=model.__name__, field=key, value=value)
+    attribute = model._field(name)
+    label = f"{model.__name__}.{name}"
+    if op in RANGE_OPS and "range" not in attribute.supported_indexes:
+        raise errors.ValidationError(
+            f"{label} is a {type(attribute).__name__} field; __{op} applies to Integer, "
+            f"Float, Decimal and DateTime fields", model=model.__name__, field=name, value=value)
+    if op == "startswith" and not isinstance(attribute, Unicode):
+        raise errors.ValidationError(f"{label}: __startswith applies to Unicode fields",
+                                     model=model.__name__, field=name, value=value)
+    if op == "in":
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            raise errors.ValidationError(f"{label}__in takes a list of values, not {value!r}",
+                                         model=model.__name__, field=name, value=value)
+        prepared: Any = tuple(_prepare(model, attribute, item) for item in value)
+    elif op in RANGE_OPS or op == "startswith":
+        if value is None:
+            raise errors.ValidationError(f"{label}__{op} needs a value, not None",
+                                         model=model.__name__, field=name, value=value)
+        prepared = _prepare(model, attribute, value)
+    else:
+        prepared = _prepare(model, attribute, value)
+    return Lookup(name, op, prepared)
+
+
+def _prepare(model: type[ActiveRecord], attribute: Attribute, value: Any) -> Any:
+    from .manager import expected_pointer_key
+
+    if isinstance(attribute, Pointer):
+        return expected_pointer_key(attribute, value)
+    if value is None:
+        return None
+    return attribute.clean(value, model.__name__)
+
+
+# ---------------------------------------------------------------------------
+# checking loaded records
+# ---------------------------------------------------------------------------
+
+def lookup_matches(attribute: Attribute, actual: Any, lookup: Lookup) -> bool:
+    """Whether a loaded value satisfies a lookup (Python's comparison rules)."""
+    from .manager import pointer_key
+
+    if isinstance(attribute, Pointer):
+        actual = pointer_key(actual)
+    op, expected = lookup.op, lookup.value
+    if op == "eq":
+        return _equal(actual, expected)
+    if op == "ne":
+        return not _equal(actual, expected)
+    if op == "in":
+        return any(_equal(actual, item) for item in expected)
+    if op == "startswith":
+        return isinstance(actual, str) and actual.startswith(expected)
+    # range lookups: None and NaN match nothing; naive and aware datetimes
+    # do not compare
+    if actual is None or _is_nan(actual) or _is_nan(expected):
+        return False
+    if isinstance(actual, datetime.datetime) and (
+            (actual.utcoffset() is None) != (expected.utcoffset() is None)):
+        return False
+    try:
+        if op == "gt":
+            return bool(actual > expected)
+        if op == "gte":
+            return bool(actual >= expected)
+        if op == "lt":
+            return bool(actual < expected)
+        return bool(actual <= expected)
+    except TypeError:
+        return False
+
+
+def _equal(actual: Any, expected: Any) -> bool:
+    if expected is None or actual is None:
+        return actual is None and expected is None
+    return bool(actual == expected)
+
+
+def _is_nan(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isnan(value)
+    is_nan = getattr(value, "is_nan", None)
+    return bool(is_nan()) if callable(is_nan) else False
+
+
+# ---------------------------------------------------------------------------
+# compiling to plans
+# ---------------------------------------------------------------------------
+
+def compile_lookups(model: type[ActiveRecord], lookups: tuple[Lookup, ...],
+                    excludes: tuple[tuple[Lookup, ...], ...] = ()) -> Compiled:
+    """The plan of ``filter(*lookups)`` minus each ``exclude(*group)``."""
+    parts: list[Plan] = []
+    exact = True
+    inexact: set[str] = set()
+    for lookup in lookups:
+        plan, lookup_exact, field_name = _compile_one(model, lookup)
+        exact = exact and lookup_exact
+        if field_name:
+            inexact.add(field_name)
+        if not isinstance(plan, AllIds):
+            parts.append(plan)
+    base: Plan = AllIds() if not parts else parts[0] if len(parts) == 1 else Intersection(
+        tuple(parts))
+    for group in excludes:
+        group_parts = []
+        group_exact = True
+        for lookup in group:
+            plan, lookup_exact, field_name = _compile_one(model, lookup)
+            group_exact = group_exact and lookup_exact
+            if field_name:
+                inexact.add(field_name)
+            group_parts.append(plan)
+        if not group_exact:
+            exact = False  # cannot subtract on the server; checked after loading
+            continue
+        minus = group_parts[0] if len(group_parts) == 1 else Intersection(tuple(group_parts))
+        base = Difference(base, minus)
+    return Compiled(base, exact, frozenset(inexact))
+
+
+def _compile_one(model: type[ActiveRecord], lookup: Lookup) -> tuple[Plan, bool, str | None]:
+    """``(plan, exact, field whose inexact entry must be empty for exactness)``."""
+    attribute = model._fields[lookup.field]
+    name, op, value = lookup.field, lookup.op, lookup.value
+    if op in ("eq", "ne", "in"):
+        if "eq" not in attribute.indexes:
+            return AllIds(), False, None
+        values = value if op == "in" else (value,)
+        members = [_eq_plan(attribute, name, item) for item in values]
+        plan: Plan = members[0] if len(members) == 1 else Union(tuple(members))
+        if op == "ne":
+            plan = Difference(AllIds(), plan)
+        return plan, True, None
+    if op == "startswith":
+        if "prefix" not in attribute.indexes:
+            return AllIds(), False, None
+        if value == "":
+            return Difference(AllIds(), Members(eq_name(name, "null"))), True, None
+        return Members(prefix_name(name, value[:PREFIX_LENGTH])), len(value) <= PREFIX_LENGTH, None
+    # range lookups
+    if "range" not in attribute.indexes:
+        return AllIds(), False, None
+    placed = attribute.sort_score(value)
+    if placed is None or _is_nan(value):
+        return _NOTHING, True, None
+    tag, score, bound_exact = placed
+    index = range_name(name)
+    if op == "gt":
+        plan = ScoreRange(index, score, math.inf, low_open=bound_exact)
+    elif op == "gte":
+        plan = ScoreRange(index, score, math.inf)
+    elif op == "lt":
+        plan = ScoreRange(index, -math.inf, score, low_open=True, high_open=bound_exact)
+    else:
+        plan = ScoreRange(index, -math.inf, score, low_open=True)
+    if tag:
+        plan = Intersection((plan, Members(class_name(name, tag))))
+    return plan, bound_exact, name
+
+
+def _eq_plan(attribute: Attribute, name: str, value: Any) -> Plan:
+    term = term_for(attribute, value)
+    return _NOTHING if term is None else Members(eq_name(name, term))
+
