@@ -18,9 +18,9 @@ Each attribute owns one conversion pair, like peewee's
 :class:`~repocket.errors.ValidationError` naming ``Model.field`` and the value.
 
 Fields and ``None``: a field that was never given holds its ``default``
-(called, when callable, once per instance) or else its *empty value*: ``""``
-for :class:`Unicode`, ``b""`` for :class:`Bytes` and :class:`ByteStream`, and
-``None`` for every other type.  With ``null=False`` (the default), *assigning*
+(called, when callable, once per instance), else ``None`` when it is declared
+``null=True``, else its *empty value*: ``""`` for :class:`Unicode`, ``b""`` for
+:class:`Bytes` and :class:`ByteStream`, and ``None`` for every other type.  With ``null=False`` (the default), *assigning*
 ``None`` is refused with a ValidationError; declare ``null=True`` for a field
 whose value may be set to ``None``.
 """
@@ -185,9 +185,10 @@ class Attribute:
         return None
 
     def initial_value(self) -> Any:
-        """The value of a new instance's field: the default or the empty value."""
+        """The value of a new instance's field: the default, else ``None`` for
+        a ``null=True`` field, else the empty value."""
         if self.default is None:
-            return self.empty_value()
+            return None if self.null else self.empty_value()
         default = self.default() if callable(self.default) else self.default
         return self.cast(default)
 

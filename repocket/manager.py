@@ -36,7 +36,7 @@ from .connections import configure
 from .indexes import entries_for, inexact_name, range_name
 from .keys import parse_record_key
 from .query import Compiled, Lookup, _is_nan, compile_lookups, lookup_matches, parse_lookups
-from .storage import LoadRequest, Members, Order, Storage
+from .storage import LoadRequest, Members, Order, Plan, Storage
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .model import ActiveRecord
@@ -300,7 +300,7 @@ class ResultSet(Sequence[M], Generic[M]):
         compiled = self._compile()
         if self._exact(storage, compiled):
             return storage.count_ids(self.model._collection, compiled.plan)
-        return sum(1 for _ in self._verified(storage, compiled, None))
+        return sum(1 for _ in self._verified(storage, compiled.loose, None))
 
     def exists(self) -> bool:
         """Whether any record matches."""
@@ -308,7 +308,7 @@ class ResultSet(Sequence[M], Generic[M]):
         compiled = self._compile()
         if self._exact(storage, compiled):
             return bool(storage.query_ids(self.model._collection, compiled.plan, limit=1))
-        return next(iter(self._verified(storage, compiled, None)), None) is not None
+        return next(iter(self._verified(storage, compiled.loose, None)), None) is not None
 
     def first(self) -> M | None:
         """The first record in the result's order, or ``None``."""
@@ -332,9 +332,9 @@ class ResultSet(Sequence[M], Generic[M]):
         compiled = self._compile()
         order = self._server_order(storage, compiled)
         if order is not None or not self._ordering:
-            yield from self._verified(storage, compiled, order, batch_size)
+            yield from self._verified(storage, compiled.loose, order, batch_size)
             return
-        records = list(self._verified(storage, compiled, None, batch_size))
+        records = list(self._verified(storage, compiled.loose, None, batch_size))
         yield from self._sorted(records)
 
     def __iter__(self) -> Iterator[M]:
@@ -365,8 +365,8 @@ class ResultSet(Sequence[M], Generic[M]):
         return page[0]
 
     def __repr__(self) -> str:
-        parts = [f"{lk.field}__{lk.op}={lk.value!r}" for lk in self._lookups]
-        parts += [f"exclude({', '.join(f'{lk.field}__{lk.op}={lk.value!r}' for lk in group)})"
+        parts = [_lookup_text(lk) for lk in self._lookups]
+        parts += [f"exclude({', '.join(_lookup_text(lk) for lk in group)})"
                   for group in self._excludes]
         ordering = f" order_by {', '.join(self._ordering)}" if self._ordering else ""
         return f"<ResultSet of {self.model.__name__} where {', '.join(parts) or 'all'}{ordering}>"
@@ -394,7 +394,7 @@ class ResultSet(Sequence[M], Generic[M]):
         name = spec.lstrip("-")
         if "range" not in self.model._fields[name].indexes:
             return None
-        if not self._exact(storage, Compiled(compiled.plan, True), [name]):
+        if not self._exact(storage, Compiled(compiled.plan, compiled.loose, True), [name]):
             return None
         return Order(range_name(name), descending=spec.startswith("-"))
 
@@ -413,10 +413,11 @@ class ResultSet(Sequence[M], Generic[M]):
             return self._load_verified(ids)
         return list(itertools.islice(self.iterator(), start, stop))
 
-    def _verified(self, storage: Storage, compiled: Compiled, order: Order | None,
+    def _verified(self, storage: Storage, plan: Plan, order: Order | None,
                   batch_size: int | None = None) -> Iterator[M]:
+        """Load the plan's records in batches; keep those matching every lookup."""
         size = batch_size or self.batch_size
-        ids = storage.iter_query_ids(self.model._collection, compiled.plan, order, size)
+        ids = storage.iter_query_ids(self.model._collection, plan, order, size)
         for batch in _batched(ids, size):
             yield from self._load_verified(batch)
 
@@ -445,6 +446,11 @@ class ResultSet(Sequence[M], Generic[M]):
                     f"cannot order by {self.model.__name__}.{name}: {exc}",
                     model=self.model.__name__, field=name) from exc
         return records
+
+
+def _lookup_text(lookup: Lookup) -> str:
+    suffix = "" if lookup.op == "eq" else f"__{lookup.op}"
+    return f"{lookup.field}{suffix}={lookup.value!r}"
 
 
 def _matches_all(record: ActiveRecord, lookups: Iterable[Lookup]) -> bool:

@@ -70,14 +70,17 @@ class Lookup:
 class Compiled:
     """A compiled query.
 
-    :param plan: the candidate ids.
-    :param exact: the plan's ids are exactly the matching records, as long as
-        none of ``inexact_fields`` holds a value its index stores inexactly.
+    :param plan: exactly the matching ids, provided ``exact`` holds and none
+        of ``inexact_fields`` holds a value its index stores inexactly.
+    :param loose: a superset of the matching ids in every case; the loaded
+        records are then compared with the lookups.
+    :param exact: whether ``plan`` can be exact at all (every lookup indexed).
     :param inexact_fields: range-indexed fields whose lookups are exact only
         while their ``inexact:`` entry is empty.
     """
 
     plan: Plan
+    loose: Plan
     exact: bool
     inexact_fields: frozenset[str] = field(default_factory=frozenset)
 
@@ -192,12 +195,20 @@ def _is_nan(value: Any) -> bool:
 
 def compile_lookups(model: type[ActiveRecord], lookups: tuple[Lookup, ...],
                     excludes: tuple[tuple[Lookup, ...], ...] = ()) -> Compiled:
-    """The plan of ``filter(*lookups)`` minus each ``exclude(*group)``."""
+    """The plans of ``filter(*lookups)`` minus each ``exclude(*group)``."""
+    strict, exact, inexact = _compile(model, lookups, excludes, loose=False)
+    loose, _, _ = _compile(model, lookups, excludes, loose=True)
+    return Compiled(strict, loose, exact, frozenset(inexact))
+
+
+def _compile(model: type[ActiveRecord], lookups: tuple[Lookup, ...],
+             excludes: tuple[tuple[Lookup, ...], ...], loose: bool
+             ) -> tuple[Plan, bool, set[str]]:
     parts: list[Plan] = []
     exact = True
     inexact: set[str] = set()
     for lookup in lookups:
-        plan, lookup_exact, field_name = _compile_one(model, lookup)
+        plan, lookup_exact, field_name = _compile_one(model, lookup, loose)
         exact = exact and lookup_exact
         if field_name:
             inexact.add(field_name)
@@ -209,21 +220,29 @@ def compile_lookups(model: type[ActiveRecord], lookups: tuple[Lookup, ...],
         group_parts = []
         group_exact = True
         for lookup in group:
-            plan, lookup_exact, field_name = _compile_one(model, lookup)
+            plan, lookup_exact, field_name = _compile_one(model, lookup, loose)
             group_exact = group_exact and lookup_exact
             if field_name:
                 inexact.add(field_name)
+                # a loose range plan is a superset: subtracting it could
+                # drop records that do not match the exclusion
+                group_exact = group_exact and not loose
             group_parts.append(plan)
         if not group_exact:
             exact = False  # cannot subtract on the server; checked after loading
             continue
         minus = group_parts[0] if len(group_parts) == 1 else Intersection(tuple(group_parts))
         base = Difference(base, minus)
-    return Compiled(base, exact, frozenset(inexact))
+    return base, exact, inexact
 
 
-def _compile_one(model: type[ActiveRecord], lookup: Lookup) -> tuple[Plan, bool, str | None]:
-    """``(plan, exact, field whose inexact entry must be empty for exactness)``."""
+def _compile_one(model: type[ActiveRecord], lookup: Lookup,
+                 loose: bool) -> tuple[Plan, bool, str | None]:
+    """``(plan, exact, field whose inexact entry must be empty for exactness)``.
+
+    A ``loose`` range plan keeps the records whose score equals the bound's:
+    when a score is not exactly the value, they may match.
+    """
     attribute = model._fields[lookup.field]
     name, op, value = lookup.field, lookup.op, lookup.value
     if op in ("eq", "ne", "in"):
@@ -249,12 +268,13 @@ def _compile_one(model: type[ActiveRecord], lookup: Lookup) -> tuple[Plan, bool,
         return _NOTHING, True, None
     tag, score, bound_exact = placed
     index = range_name(name)
+    open_bound = bound_exact and not loose
     if op == "gt":
-        plan = ScoreRange(index, score, math.inf, low_open=bound_exact)
+        plan = ScoreRange(index, score, math.inf, low_open=open_bound)
     elif op == "gte":
         plan = ScoreRange(index, score, math.inf)
     elif op == "lt":
-        plan = ScoreRange(index, -math.inf, score, low_open=True, high_open=bound_exact)
+        plan = ScoreRange(index, -math.inf, score, low_open=True, high_open=open_bound)
     else:
         plan = ScoreRange(index, -math.inf, score, low_open=True)
     if tag:

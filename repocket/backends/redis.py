@@ -312,8 +312,11 @@ class RedisStorage(Storage):
                        batch_size: int = 500) -> Iterator[str]:
         """Iterate a snapshot of the result, taken when iteration starts.
 
-        The ordered result is kept in a temporary key (its lifetime renewed
-        with every page) and read ``batch_size`` ids per round trip.
+        The ordered result is left in a temporary key that each round trip
+        reads the next ``batch_size`` ids from and removes them; redis drops
+        the key when it is empty, so a result of one batch costs one round
+        trip and leaves nothing behind.  The key's lifetime is renewed with
+        every batch, and an abandoned iteration's key is deleted (or expires).
         """
         if isinstance(plan, AllIds) and order is None:
             yield from self.iter_ids(collection, batch_size)
@@ -324,28 +327,37 @@ class RedisStorage(Storage):
             temps: list[str] = []
             ordered = self._ordered(pipe, collection, plan, order, temps)
             pipe.zinterstore(snapshot, {ordered: 1})
-            pipe.pexpire(snapshot, SNAPSHOT_TTL_MS)
-            pipe.zcard(snapshot)
             if temps:
                 pipe.delete(*temps)
-            total = int(pipe.execute()[-2 if temps else -1])
-        position = 0
+            self._queue_take(pipe, snapshot, batch_size)
+            replies = pipe.execute()
+        total, page = int(replies[-4]), replies[-3]
+        taken = len(page)
         try:
-            while position < total:
+            yield from (_text(member) for member in page)
+            while taken < total:
                 with self._errors(f"read the results of a query on {collection.label}"):
-                    pipe = self._client.pipeline(transaction=False)
-                    pipe.zrange(snapshot, position, position + batch_size - 1)
-                    pipe.pexpire(snapshot, SNAPSHOT_TTL_MS)
-                    page, alive = pipe.execute()
-                if not alive:
+                    pipe = self._client.pipeline(transaction=True)
+                    self._queue_take(pipe, snapshot, batch_size)
+                    _, page, _, _ = pipe.execute()
+                if not page:
                     raise StorageError(
-                        f"the results of a query on {collection.label} expired while "
-                        f"being iterated (more than {SNAPSHOT_TTL_MS // 1000} s between batches)")
+                        f"the results of a query on {collection.label} expired while being "
+                        f"iterated (more than {SNAPSHOT_TTL_MS // 1000} s between batches)")
+                taken += len(page)
                 yield from (_text(member) for member in page)
-                position += len(page)
         finally:
-            with contextlib.suppress(redis.exceptions.RedisError):
-                self._client.delete(snapshot)
+            if taken < total:  # abandoned early: drop what is left
+                with contextlib.suppress(redis.exceptions.RedisError):
+                    self._client.delete(snapshot)
+
+    @staticmethod
+    def _queue_take(pipe: Any, snapshot: str, batch_size: int) -> None:
+        """Queue: size, next page, remove that page, renew the lifetime."""
+        pipe.zcard(snapshot)
+        pipe.zrange(snapshot, 0, batch_size - 1)
+        pipe.zremrangebyrank(snapshot, 0, batch_size - 1)
+        pipe.pexpire(snapshot, SNAPSHOT_TTL_MS)
 
     def _ordered(self, pipe: Any, collection: Collection, plan: Plan, order: Order | None,
                  temps: list[str]) -> str:
