@@ -19,10 +19,11 @@ Each attribute owns one conversion pair, like peewee's
 
 Fields and ``None``: a field that was never given holds its ``default``
 (called, when callable, once per instance), else ``None`` when it is declared
-``null=True``, else its *empty value*: ``""`` for :class:`Unicode`, ``b""`` for
-:class:`Bytes` and :class:`ByteStream`, and ``None`` for every other type.  With ``null=False`` (the default), *assigning*
-``None`` is refused with a ValidationError; declare ``null=True`` for a field
-whose value may be set to ``None``.
+``null=True``, else its *empty value*: ``""`` for :class:`Unicode`, ``b""``
+for :class:`Bytes` and :class:`ByteStream`, and ``None`` for every other type.
+With ``null=False`` (the default), *assigning* ``None`` is refused with a
+ValidationError; declare ``null=True`` for a field whose value may be set to
+``None``.
 """
 
 from __future__ import annotations
@@ -91,9 +92,10 @@ class Attribute:
         self.owner: type | None = None
         self.indexes = self._choose_indexes(index)
         if unique and "eq" not in self.indexes:
+            why = "cannot have" if "eq" not in self.supported_indexes else "turns off"
             raise RepocketActiveRecordDefinitionError(
                 f"{type(self).__name__}(unique=True) needs an equality index, "
-                f"which this field {'cannot have' if 'eq' not in self.supported_indexes else 'turns off'}")
+                f"which this field {why}")
 
     def _choose_indexes(self, index: bool | str | None) -> frozenset[str]:
         if index is None:
@@ -361,7 +363,7 @@ def _number_term(value: decimal.Decimal) -> str | None:
 
 def _number_score(value: decimal.Decimal | int | float) -> tuple[str, float, bool]:
     """A float score for a range index, and whether it equals the value exactly."""
-    if isinstance(value, decimal.Decimal) and value.is_nan() or (
+    if (isinstance(value, decimal.Decimal) and value.is_nan()) or (
             isinstance(value, float) and math.isnan(value)):
         return ("", -math.inf, False)  # sorts with None, matches no range lookup
     try:
@@ -579,9 +581,10 @@ class DateTime(Attribute):
     def index_term(self, value: Any) -> str | None:
         # Aware values are equal when they are the same instant, whatever
         # their offsets; a naive value never equals an aware one.
-        if value.utcoffset() is None:
-            return "naive:" + value.replace(tzinfo=None).isoformat()
-        return "aware:" + value.astimezone(_dt.timezone.utc).replace(tzinfo=None).isoformat()
+        moment: _dt.datetime = value
+        if moment.utcoffset() is None:
+            return "naive:" + moment.isoformat()
+        return "aware:" + moment.astimezone(_dt.timezone.utc).replace(tzinfo=None).isoformat()
 
     def sort_score(self, value: Any) -> tuple[str, float, bool] | None:
         """Microseconds since 1970 (naive values read as UTC), tagged aware/naive.
@@ -768,7 +771,7 @@ class Pointer(Attribute):
     def to_json(cls, value: Any) -> str:
         if isinstance(value, PendingPointer):
             return value.key
-        return value._record_key()
+        return str(value._record_key())
 
     @classmethod
     def from_json(cls, value: Any) -> str:

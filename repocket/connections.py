@@ -57,7 +57,7 @@ class configure:  # noqa: N801 - the lower-case name is the documented 0.0.1 API
         :param options: passed to the backend (for redis, to ``redis.Redis``).
         :returns: the :class:`~repocket.storage.Storage` now in use.
         """
-        backend_cls = get_backend(backend)
+        backend_cls: Any = get_backend(backend)
         if backend in ("redis", "rediss"):
             storage = backend_cls(host=hostname, port=port, db=db, username=username,
                                   password=password, ssl=backend == "rediss", **options)

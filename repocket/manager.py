@@ -195,7 +195,7 @@ class Manager(Generic[M]):
                 storage.save_records([write for write, _ in chunk])
             except errors.UniqueViolation as exc:
                 raise records[0]._unique_violation(exc, dict(chunk[0][1])) from exc
-            for record, (_, values) in zip(records[start:start + size], chunk):
+            for record, (_, values) in zip(records[start:start + size], chunk, strict=True):
                 record._saved(values)
         return records
 
@@ -237,7 +237,7 @@ class Manager(Generic[M]):
             records = [r for r in load_many(model, fresh, with_pointers=False) if r is not None]
             remembered = storage.read_index_entries(
                 model._collection, [str(r._values[model._primary_key]) for r in records])
-            for record, terms in zip(records, remembered):
+            for record, terms in zip(records, remembered, strict=True):
                 report.checked += 1
                 record_id = str(record._values[model._primary_key])
                 if terms is None:
@@ -250,7 +250,7 @@ class Manager(Generic[M]):
         return report
 
 
-class ResultSet(Sequence[M], Generic[M]):
+class ResultSet(Generic[M]):
     """A lazy query over one model's records; a read-only sequence.
 
     Chain :meth:`filter`, :meth:`exclude` and :meth:`order_by`; nothing is
@@ -279,7 +279,7 @@ class ResultSet(Sequence[M], Generic[M]):
     def exclude(self, **kwargs: Any) -> ResultSet[M]:
         """A new result set without the records matching all these lookups."""
         return ResultSet(self.model, self._lookups,
-                         self._excludes + (parse_lookups(self.model, kwargs),), self._ordering)
+                         (*self._excludes, parse_lookups(self.model, kwargs)), self._ordering)
 
     def order_by(self, *fields: str) -> ResultSet[M]:
         """A new result set sorted by the given fields, ``"-name"`` for descending.
@@ -505,7 +505,7 @@ def resolve_pointers(records: Sequence[ActiveRecord]) -> None:
         collection, record_id = parse_record_key(key)
         requests.append(LoadRequest(collection, record_id, field.to_model._stream_fields))
     stored = configure.storage().load_records(requests)
-    for (key, (field, holders)), item in zip(wanted.items(), stored):
+    for (key, (field, holders)), item in zip(wanted.items(), stored, strict=True):
         for record, name in holders:
             # One instance per holder: records loaded together stay independent.
             target = field.to_model._from_stored(item) if item is not None else None

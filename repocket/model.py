@@ -21,14 +21,14 @@ from __future__ import annotations
 import reprlib
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from . import errors, serialization
 from .attributes import Attribute, AutoUUID, ByteStream, PendingPointer, Pointer
 from .connections import configure
+from .indexes import entries_for
 from .keys import Collection
 from .manager import Manager, ManagerDescriptor, field_matches_raw, pointer_key
-from .indexes import entries_for
 from .registry import register_model
 from .storage import RecordWrite, StoredRecord
 
@@ -78,17 +78,18 @@ class ActiveRecordMeta(type):
             fields = {"id": implicit, **fields}
             primary = ["id"]
 
-        cls._fields = MappingProxyType(fields)
-        cls._primary_key = primary[0]
-        cls._collection = Collection(cls.__module__, name)
-        cls._stream_fields = tuple(n for n, f in fields.items() if isinstance(f, ByteStream))
-        cls._pointer_fields = tuple(n for n, f in fields.items() if isinstance(f, Pointer))
+        model: Any = cls  # the per-model attributes ActiveRecord declares
+        model._fields = MappingProxyType(fields)
+        model._primary_key = primary[0]
+        model._collection = Collection(cls.__module__, name)
+        model._stream_fields = tuple(n for n, f in fields.items() if isinstance(f, ByteStream))
+        model._pointer_fields = tuple(n for n, f in fields.items() if isinstance(f, Pointer))
 
-        cls.DoesNotExist = mcs._error_class(cls, bases, "DoesNotExist", errors.DoesNotExist)
-        cls.MultipleObjectsReturned = mcs._error_class(
+        model.DoesNotExist = mcs._error_class(cls, bases, "DoesNotExist", errors.DoesNotExist)
+        model.MultipleObjectsReturned = mcs._error_class(
             cls, bases, "MultipleObjectsReturned", errors.MultipleObjectsReturned)
 
-        for stream in cls._stream_fields:
+        for stream in model._stream_fields:
             method_name = f"append_{stream}"
             if method_name not in namespace:
                 setattr(cls, method_name, _make_appender(stream))
@@ -158,6 +159,13 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
     MultipleObjectsReturned: ClassVar[type[errors.MultipleObjectsReturned]]
 
     objects: ClassVar[ManagerDescriptor] = ManagerDescriptor()
+
+    if TYPE_CHECKING:  # pragma: no cover - typing only
+        # The implicit ``id`` and the ``append_<name>()`` methods are added
+        # when each model class is created; a type checker cannot see them.
+        id: Any
+
+        def __getattr__(self, name: str) -> Any: ...
 
     __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
 

@@ -56,8 +56,8 @@ from ..storage import (
     ScoreRange,
     Storage,
     StoredRecord,
-    UniqueClaim,
     Union,
+    UniqueClaim,
 )
 
 __all__ = ["RedisStorage"]
@@ -223,7 +223,7 @@ class RedisStorage(Storage):
                 ])
                 old_entries, old_claims = _load_terms(replies[1])
                 if claims:
-                    for claim, owner in zip(sorted(claims), replies[2]):
+                    for claim, owner in zip(sorted(claims), replies[2], strict=True):
                         if owner is not None and owner.decode() != record_id:
                             pipe.reset()  # sends UNWATCH
                             raise UniqueViolation(
@@ -274,7 +274,7 @@ class RedisStorage(Storage):
                 yield _text(record_id)
             if len(page) < batch_size:
                 return
-            start = b"(" + page[-1]
+            start = b"(" + _bytes(page[-1])
 
     def count_records(self, collection: Collection) -> int:
         with self._errors(f"count {collection.label}"):
@@ -421,7 +421,7 @@ class RedisStorage(Storage):
             return []
         with self._errors(f"read index entries of {collection.label}"):
             raw = self._client.mget([collection.terms_key(i) for i in record_ids])
-        return [_load_terms(item) if item is not None else None for item in raw]
+        return [_load_terms(_bytes(item)) if item is not None else None for item in raw]
 
     def drop_index(self, collection: Collection) -> None:
         with self._errors(f"drop the index of {collection.label}"):
@@ -518,6 +518,10 @@ def _bound(value: float, open_: bool) -> str:
     else:
         text = repr(float(value))
     return f"({text}" if open_ else text
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else value
 
 
 def _text(value: str | bytes) -> str:
