@@ -30,10 +30,16 @@ setup(
         "test": [
             "pytest>=7.4",
             "hypothesis>=6.90",
+            "build>=1.0",
+        ],
+        "docs": [
+            "sphinx>=7.2",
+            "furo>=2024.1.29",
         ],
     },
     entry_points={
         "console_scripts": ["repocket = repocket.cli:main"],
+        "pytest11": ["repocket = repocket.testing.pytest_plugin"],
         "repocket.backends": [
             "redis = repocket.backends.redis:RedisStorage",
             "rediss = repocket.backends.redis:RedisStorage",

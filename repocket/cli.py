@@ -42,9 +42,14 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 80}
 _PREVIEW_BYTES = 200
 
 url_option = click.option(
-    "--url", envvar=URL_ENVVAR, show_envvar=True, default=DEFAULT_URL, show_default=True,
+    "--url",
+    envvar=URL_ENVVAR,
+    show_envvar=True,
+    default=DEFAULT_URL,
+    show_default=True,
     metavar="URL",
-    help="Storage to use: redis://, rediss://, unix://, memory://NAME, or a plugin's scheme.")
+    help="Storage to use: redis://, rediss://, unix://, memory://NAME, or a plugin's scheme.",
+)
 
 
 @click.group(context_settings=_CONTEXT)
@@ -54,8 +59,13 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--url", default="memory://", show_default=True, metavar="URL",
-              help="Storage to run against, e.g. redis://localhost:6379/0.")
+@click.option(
+    "--url",
+    default="memory://",
+    show_default=True,
+    metavar="URL",
+    help="Storage to run against, e.g. redis://localhost:6379/0.",
+)
 @click.option("--keep", is_flag=True, help="Leave the demo's records in storage.")
 def demo(url: str, keep: bool) -> None:
     """Run the tutorial end to end, printing what it stores."""
@@ -92,9 +102,15 @@ def ping(url: str) -> None:
 
 @main.command()
 @url_option
-@click.option("--import", "imports", multiple=True, required=True, metavar="MODULE",
-              help="Module declaring models, e.g. app.models; may be repeated.  "
-                   "Models of its submodules are listed too.")
+@click.option(
+    "--import",
+    "imports",
+    multiple=True,
+    required=True,
+    metavar="MODULE",
+    help="Module declaring models, e.g. app.models; may be repeated.  "
+    "Models of its submodules are listed too.",
+)
 def models(url: str, imports: tuple[str, ...]) -> None:
     """List the models declared in the imported modules.
 
@@ -105,8 +121,7 @@ def models(url: str, imports: tuple[str, ...]) -> None:
 
     declared = _models_of(_import_modules(imports))
     if not declared:
-        raise click.ClickException(
-            f"no repocket models are declared in {', '.join(imports)}")
+        raise click.ClickException(f"no repocket models are declared in {', '.join(imports)}")
     _configure(url)
     for model in declared:
         try:
@@ -121,9 +136,14 @@ def models(url: str, imports: tuple[str, ...]) -> None:
 
 @main.command()
 @url_option
-@click.option("--import", "imports", multiple=True, metavar="MODULE",
-              help="Module declaring models, e.g. app.models; may be repeated.  "
-                   "A bare MODEL name is looked up among its models and its submodules'.")
+@click.option(
+    "--import",
+    "imports",
+    multiple=True,
+    metavar="MODULE",
+    help="Module declaring models, e.g. app.models; may be repeated.  "
+    "A bare MODEL name is looked up among its models and its submodules'.",
+)
 @click.argument("model_name", metavar="MODEL")
 @click.argument("record_id", metavar="ID")
 def inspect(url: str, imports: tuple[str, ...], model_name: str, record_id: str) -> None:
@@ -142,8 +162,9 @@ def inspect(url: str, imports: tuple[str, ...], model_name: str, record_id: str)
     try:
         record_id = str(pk_field.cast(record_id))
     except (TypeError, ValueError) as exc:
-        raise click.BadParameter(f"{record_id!r} is not a {_label(model)} id: {exc}",
-                                 param_hint="ID") from exc
+        raise click.BadParameter(
+            f"{record_id!r} is not a {_label(model)} id: {exc}", param_hint="ID"
+        ) from exc
     storage = _configure(url)
     collection = model._collection
     key = collection.record_key(record_id)
@@ -154,7 +175,8 @@ def inspect(url: str, imports: tuple[str, ...], model_name: str, record_id: str)
         raise click.ClickException(str(exc)) from exc
     if fields is None:
         raise click.ClickException(
-            f"no {_label(model)} record {record_id} in {storage.describe()} (key {key})")
+            f"no {_label(model)} record {record_id} in {storage.describe()} (key {key})"
+        )
 
     click.echo(f"{_label(model)} {record_id}")
     click.echo(f"hash {key} in {storage.describe()}")
@@ -162,8 +184,9 @@ def inspect(url: str, imports: tuple[str, ...], model_name: str, record_id: str)
     for name, field in model._fields.items():
         click.echo("")
         if name in streams:
-            click.echo(f"{name} ({type(field).__name__}, "
-                       f"key {collection.stream_key(record_id, name)})")
+            click.echo(
+                f"{name} ({type(field).__name__}, key {collection.stream_key(record_id, name)})"
+            )
             click.echo(f"  stored:  {_preview_bytes(stream_values.get(name, b''))}")
             continue
         click.echo(f"{name} ({type(field).__name__})")
@@ -185,12 +208,14 @@ def inspect(url: str, imports: tuple[str, ...], model_name: str, record_id: str)
         click.echo(f"  stored:  {_text(fields[name])}")
     if failures:
         raise click.ClickException(
-            f"{failures} field{'' if failures == 1 else 's'} of {key} cannot be decoded")
+            f"{failures} field{'' if failures == 1 else 's'} of {key} cannot be decoded"
+        )
 
 
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
+
 
 def _configure(url: str) -> Storage:
     """Make the storage at ``url`` the global one, turning errors into CLI errors."""
@@ -214,7 +239,8 @@ def _import_modules(names: Iterable[str]) -> list[str]:
             importlib.import_module(name)
         except Exception as exc:  # any failure of the application's import code
             raise click.ClickException(
-                f"cannot import {name}: {type(exc).__name__}: {exc}") from exc
+                f"cannot import {name}: {type(exc).__name__}: {exc}"
+            ) from exc
         imported.append(name)
     return imported
 
@@ -226,8 +252,9 @@ def _models_of(modules: Sequence[str]) -> list[type[ActiveRecord]]:
     found: list[type[ActiveRecord]] = []
     for module in modules:
         for (model_module, _), model in registered().items():
-            if ((model_module == module or model_module.startswith(module + "."))
-                    and model not in found):
+            if (
+                model_module == module or model_module.startswith(module + ".")
+            ) and model not in found:
                 found.append(model)
     return found
 
@@ -241,51 +268,60 @@ def _find_model(name: str, imported: Sequence[type[ActiveRecord]]) -> type[Activ
         _import_modules([module])
         model = registered().get((module, short))
         if model is None:
-            raise click.BadParameter(f"{module} declares no model named {short}",
-                                     param_hint="MODEL")
+            raise click.BadParameter(
+                f"{module} declares no model named {short}", param_hint="MODEL"
+            )
         return model
     matches = [model for model in imported if model.__name__ == name]
     if len(matches) == 1:
         return matches[0]
     if matches:
         raise click.BadParameter(
-            f"{name} is ambiguous: {', '.join(_label(m) for m in matches)}; "
-            f"give the full name", param_hint="MODEL")
+            f"{name} is ambiguous: {', '.join(_label(m) for m in matches)}; give the full name",
+            param_hint="MODEL",
+        )
     known = ", ".join(_label(m) for m in imported) or "none (use --import app.models)"
-    raise click.BadParameter(f"no imported model is named {name}; imported models: {known}",
-                             param_hint="MODEL")
+    raise click.BadParameter(
+        f"no imported model is named {name}; imported models: {known}", param_hint="MODEL"
+    )
 
 
-def _read_raw(storage: Storage, model: type[ActiveRecord], record_id: str
-              ) -> tuple[Mapping[str, str | bytes] | None, Mapping[str, bytes]]:
+def _read_raw(
+    storage: Storage, model: type[ActiveRecord], record_id: str
+) -> tuple[Mapping[str, str | bytes] | None, Mapping[str, bytes]]:
     """A record's hash fields and streams exactly as stored, or ``(None, {})``.
 
-    The redis backends (memory included) are read through
-    ``configure.get_connection()`` with ``HGETALL`` and ``GET``, as
+    Backends whose native client (``configure.get_connection()``) is a redis
+    client, memory included, are read with ``HGETALL`` and ``GET``, as
     ``redis-cli`` would; other backends through ``Storage.load_record``.
     """
     import redis
 
-    from .backends.redis import RedisStorage
     from .connections import configure
-    from .errors import StorageError
+    from .errors import StorageConnectionError, StorageError
 
     collection = model._collection
     streams = model._stream_fields
-    if isinstance(storage, RedisStorage):
+    client = configure.get_connection()
+    if isinstance(client, redis.Redis):  # fakeredis.FakeRedis is one too
         key = collection.record_key(record_id)
         try:
-            pipe = configure.get_connection().pipeline(transaction=False)
+            pipe = client.pipeline(transaction=False)
             pipe.hgetall(key)
             for name in streams:
                 pipe.get(collection.stream_key(record_id, name))
             hash_reply, *stream_replies = pipe.execute()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StorageConnectionError(
+                f"cannot reach {storage.describe()} while trying to read {key}: {exc}"
+            ) from exc
         except redis.RedisError as exc:
-            raise StorageError(f"cannot read {key} from {storage.describe()}: {exc}") from exc
+            raise StorageError(f"{storage.describe()} failed to read {key}: {exc}") from exc
         if not hash_reply:
             return None, {}
         fields = {_text(name): value for name, value in hash_reply.items()}
-        return fields, {name: value or b"" for name, value in zip(streams, stream_replies)}
+        values = zip(streams, stream_replies, strict=True)
+        return fields, {name: value or b"" for name, value in values}
     stored = storage.load_record(collection, record_id, streams)
     if stored is None:
         return None, {}
@@ -302,8 +338,11 @@ def _describe_field(field: Attribute) -> str:
             text += f" -> {_label(field.to_model)}"
         except Exception:  # an unresolvable target name; say what was declared
             text += f" -> {field._to_model!s} (unresolved)"
-    flags = [flag for flag, on in (("null", field.null),
-                                   ("auto_now", getattr(field, "auto_now", False))) if on]
+    flags = [
+        flag
+        for flag, on in (("null", field.null), ("auto_now", getattr(field, "auto_now", False)))
+        if on
+    ]
     if field.default is not None:
         flags.append(f"default={getattr(field.default, '__name__', None) or field.default!r}")
     return f"{text} ({', '.join(flags)})" if flags else text

@@ -3,16 +3,16 @@ checking them against loaded records.
 
 Supported lookups (``filter(**kw)``, ``exclude(**kw)``, ``get(**kw)``):
 
-==================  ==========================================  ==================
-lookup              meaning                                     fields
-==================  ==========================================  ==================
-``f=v``             equal (``None`` matches no value)           every type
-``f__ne=v``         not equal                                   every type
-``f__in=[...]``     equal to one of the values                  every type
-``f__gt=v`` ...     ``__gt``, ``__gte``, ``__lt``, ``__lte``    Integer, Float,
-                                                                Decimal, DateTime
-``f__startswith=s`` text starts with ``s``                      Unicode
-==================  ==========================================  ==================
+======================  ==========================================  ==================
+lookup                  meaning                                     fields
+======================  ==========================================  ==================
+``f=v``                 equal (``None`` matches no value)           every type
+``f__ne=v``             not equal                                   every type
+``f__in=[...]``         equal to one of the values                  every type
+``f__gt=v`` ...         ``__gt``, ``__gte``, ``__lt``, ``__lte``    Integer, Float,
+                                                                    Decimal, DateTime
+``f__startswith=s``     text starts with ``s``                      Unicode
+======================  ==========================================  ==================
 
 A Pointer is matched by a model instance, its id or its record key.  Values
 are cast to the field's type first, so a bad value is a

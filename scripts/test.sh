@@ -6,7 +6,9 @@
 # Needs Python 3.10+.  The redis backend is tested against a real
 # redis-server, which this script installs from Debian's packages when it is
 # missing (as root, or with sudo).  The virtual environment is .venv, or
-# $REPOCKET_VENV.
+# $REPOCKET_VENV; repocket is installed there with its test and docs extras,
+# because the suite also runs the documentation's examples, builds the docs
+# with Sphinx (warnings are errors) and builds and installs the wheel.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -23,5 +25,5 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e '.[test]'
+"$VENV/bin/python" -m pip install --quiet -e '.[test,docs]'
 exec "$VENV/bin/python" -m pytest "$@"

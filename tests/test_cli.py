@@ -1,18 +1,26 @@
-"""The command line: ``repocket demo`` runs the tutorial on each backend."""
+"""The command line, on the memory backend and on a real redis-server."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 import repocket
+import repocket.storage as storage_module
+from repocket.backends.memory import MemoryStorage
 from repocket.cli import main
 from repocket.connections import configure
+from repocket.storage import register_backend
 
-from .servers import RedisServer
+from . import models
+from .servers import RedisServer, _free_port
 
 
 @pytest.fixture(autouse=True)
@@ -32,10 +40,11 @@ def test_demo_runs_the_tutorial_on_the_memory_backend() -> None:
     assert result.exit_code == 0, result.output
     out = result.output
     assert "private memory store" in out
-    assert ("{'hash': 'repocket:repocket.demo:User:970773fa-4de1-11e5-86f4-6c4008a70392', "
-            "'strings': {}}") in out
-    assert ('{"type": "Unicode", "value": "Harry Potter", "module": "repocket.attributes"}'
-            in out)
+    assert (
+        "{'hash': 'repocket:repocket.demo:User:970773fa-4de1-11e5-86f4-6c4008a70392', "
+        "'strings': {}}"
+    ) in out
+    assert '{"type": "Unicode", "value": "Harry Potter", "module": "repocket.attributes"}' in out
     assert "['Ron Weasley', 'Harry Potter']" in out
     assert ">>> harry.delete()\n1\n" in out
     assert ">>> User.objects.all()\n[]" in out
@@ -59,8 +68,13 @@ def test_demo_keep_leaves_the_records(redis_server: RedisServer) -> None:
 
 
 def test_python_dash_m_repocket_runs_the_cli() -> None:
-    completed = subprocess.run([sys.executable, "-m", "repocket", "demo"],
-                               capture_output=True, text=True, timeout=120, check=False)
+    completed = subprocess.run(
+        [sys.executable, "-m", "repocket", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stderr
     assert "# 2.8 Retrieve multiple items with filter" in completed.stdout
 
@@ -69,3 +83,358 @@ def test_every_command_has_help() -> None:
     for args in (["--help"], ["demo", "--help"]):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0 and "Usage:" in result.output
+
+
+# ---------------------------------------------------------------------------
+# ping, models, inspect: on the memory backend (a named store the test fills
+# first, since memory:// alone is a new empty store) and on a real server
+# ---------------------------------------------------------------------------
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), prog_name="repocket")
+
+
+@pytest.fixture(params=["memory", "redis"])
+def url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of an empty storage, configured so that the test can fill it."""
+    if request.param == "memory":
+        url = f"memory://test-cli-{uuid.uuid4().hex}"
+    else:
+        url = request.getfixturevalue("redis_server").url
+    configure.from_url(url).clear()
+    yield url
+    configure.from_url(url).clear()
+
+
+@pytest.fixture
+def harry(url: str) -> models.User:
+    return models.User.create(
+        id="970773fa-4de1-11e5-86f4-6c4008a70392",
+        name="Harry Potter",
+        house_name="Gryffindor",
+        email="harry@hogwards.uk",
+        password=b"\x00\xff",
+        metadata={"known_tricks": ["Protego"]},
+    )
+
+
+def test_ping_answers_pong_and_says_where(url: str) -> None:
+    result = invoke("ping", "--url", url)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"PONG from {configure.storage().describe()} in ")
+
+
+def test_ping_reads_the_url_from_the_environment(redis_server: RedisServer) -> None:
+    result = CliRunner(env={"REPOCKET_URL": redis_server.url}).invoke(main, ["ping"])
+    assert result.exit_code == 0, result.output
+    assert f"redis at 127.0.0.1:{redis_server.port}" in result.output
+
+
+def test_ping_fails_clearly_when_the_server_is_unreachable() -> None:
+    port = _free_port()
+    result = invoke("ping", "--url", f"redis://127.0.0.1:{port}/0")
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: cannot reach redis at 127.0.0.1:{port} (db 0)")
+    assert "Traceback" not in result.output
+
+
+def test_ping_lists_the_schemes_when_the_url_names_no_backend() -> None:
+    result = invoke("ping", "--url", "nosuchdb://somewhere/0")
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "Error: no repocket backend for URL scheme 'nosuchdb'; available schemes: "
+    )
+    assert "memory, redis, rediss" in result.output
+
+
+def test_models_lists_each_model_with_its_fields_and_record_count(
+    url: str, harry: models.User
+) -> None:
+    models.User.create(name="Ron Weasley")
+    models.Build.create(project=models.Project.create(name="repocket"))
+    result = invoke("models", "--url", url, "--import", "tests.models")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(
+        "tests.models.User: 2 records\n"
+        "  id          AutoUUID\n"
+        "  name        Unicode\n"
+        "  house_name  Unicode\n"
+        "  email       Bytes\n"
+        "  password    Bytes\n"
+        "  metadata    JSON\n"
+        "tests.models.Project: 1 record\n"
+    )
+    assert (
+        "tests.models.Build: 1 record\n"
+        "  id          AutoUUID\n"
+        "  project     Pointer -> tests.models.Project\n"
+    ) in result.output
+    assert "tests.models.BlogPost: 0 records\n" in result.output
+    assert "  created_at  DateTime (auto_now)\n" in result.output
+    assert "  log     ByteStream\n" in result.output
+
+
+def test_models_lists_only_the_models_of_the_imported_modules(url: str) -> None:
+    result = invoke("models", "--url", url, "--import", "tests.models")
+    assert result.exit_code == 0, result.output
+    listed = [line.split(":")[0] for line in result.output.splitlines() if not line.startswith(" ")]
+    assert listed == [
+        "tests.models.User",
+        "tests.models.Project",
+        "tests.models.Build",
+        "tests.models.BlogPost",
+        "tests.models.Everything",
+    ]
+
+
+def test_models_imports_modules_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = f"cli_app_{uuid.uuid4().hex}"
+    (tmp_path / f"{module}.py").write_text(
+        "from repocket import ActiveRecord, attributes\n\n"
+        "class Wand(ActiveRecord):\n"
+        "    wood = attributes.Unicode(default='holly')\n"
+        "    length = attributes.Float(null=True)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    result = invoke("models", "--url", "memory://", "--import", module)
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        f"{module}.Wand: 0 records\n"
+        "  id      AutoUUID\n"
+        "  wood    Unicode (default='holly')\n"
+        "  length  Float (null)\n"
+    )
+
+
+def test_models_fails_when_a_module_cannot_be_imported() -> None:
+    result = invoke("models", "--url", "memory://", "--import", "no_such_app.models")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: cannot import no_such_app.models: ModuleNotFoundError: "
+        "No module named 'no_such_app'\n"
+    )
+
+
+def test_models_fails_when_a_module_declares_no_model() -> None:
+    result = invoke("models", "--url", "memory://", "--import", "json")
+    assert result.exit_code == 1
+    assert result.output == "Error: no repocket models are declared in json\n"
+
+
+def test_models_needs_an_import() -> None:
+    result = invoke("models", "--url", "memory://")
+    assert result.exit_code == 2
+    assert "Missing option '--import'" in result.output
+
+
+def test_models_fails_clearly_when_the_server_is_unreachable() -> None:
+    result = invoke(
+        "models", "--url", f"redis://127.0.0.1:{_free_port()}/0", "--import", "tests.models"
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot reach redis at 127.0.0.1:")
+
+
+def test_inspect_prints_each_stored_envelope_and_its_decoded_value(
+    url: str, harry: models.User
+) -> None:
+    result = invoke("inspect", "--url", url, "tests.models.User", str(harry.id))
+    assert result.exit_code == 0, result.output
+    key = "repocket:tests.models:User:970773fa-4de1-11e5-86f4-6c4008a70392"
+    assert result.output == (
+        "tests.models.User 970773fa-4de1-11e5-86f4-6c4008a70392\n"
+        f"hash {key} in {configure.storage().describe()}\n"
+        "\n"
+        "id (AutoUUID)\n"
+        '  stored:  {"type": "AutoUUID", "value": "970773fa-4de1-11e5-86f4-6c4008a70392", '
+        '"module": "repocket.attributes"}\n'
+        "  decoded: UUID('970773fa-4de1-11e5-86f4-6c4008a70392')\n"
+        "\n"
+        "name (Unicode)\n"
+        '  stored:  {"type": "Unicode", "value": "Harry Potter", '
+        '"module": "repocket.attributes"}\n'
+        "  decoded: 'Harry Potter'\n"
+        "\n"
+        "house_name (Unicode)\n"
+        '  stored:  {"type": "Unicode", "value": "Gryffindor", '
+        '"module": "repocket.attributes"}\n'
+        "  decoded: 'Gryffindor'\n"
+        "\n"
+        "email (Bytes)\n"
+        '  stored:  {"type": "Bytes", "value": "harry@hogwards.uk", '
+        '"module": "repocket.attributes"}\n'
+        "  decoded: b'harry@hogwards.uk'\n"
+        "\n"
+        "password (Bytes)\n"
+        '  stored:  {"type": "Bytes", "value": "AP8=", "module": "repocket.attributes", '
+        '"encoding": "base64"}\n'
+        "  decoded: b'\\x00\\xff'\n"
+        "\n"
+        "metadata (JSON)\n"
+        '  stored:  {"type": "JSON", "value": "{\\"known_tricks\\": [\\"Protego\\"]}", '
+        '"module": "repocket.attributes"}\n'
+        "  decoded: {'known_tricks': ['Protego']}\n"
+    )
+
+
+def test_inspect_shows_pointers_streams_and_missing_fields(url: str) -> None:
+    project = models.Project.create(name="repocket")
+    build = models.Build.create(project=project, stdout=b"collecting tests\n")
+    key = build.save()["hash"]
+    configure.get_connection().hdel(key, "ended_at")
+    result = invoke("inspect", "--url", url, "--import", "tests.models", "Build", str(build.id))
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert (
+        f"project (Pointer)\n"
+        f'  stored:  {{"type": "Pointer", "value": "{project.save()["hash"]}", '
+        f'"module": "repocket.attributes"}}\n'
+        f"  decoded: '{project.save()['hash']}'\n"
+    ) in out
+    assert (
+        f"stdout (ByteStream, key {key}:field:stdout)\n"
+        f"  stored:  b'collecting tests\\n' (17 bytes)\n"
+    ) in out
+    assert f"stderr (ByteStream, key {key}:field:stderr)\n  stored:  b'' (0 bytes)\n" in out
+    assert (
+        "ended_at (DateTime)\n  stored:  (nothing; loads as the field's default or empty value)\n"
+    ) in out
+
+
+def test_inspect_shortens_long_streams(url: str) -> None:
+    build = models.Build.create(project=models.Project.create(name="x"), stdout=b"a" * 1000)
+    result = invoke("inspect", "--url", url, "tests.models.Build", str(build.id))
+    assert result.exit_code == 0, result.output
+    assert f"  stored:  {b'a' * 200!r}... (1000 bytes)\n" in result.output
+
+
+def test_inspect_lists_hash_fields_the_model_does_not_declare(url: str, harry: models.User) -> None:
+    configure.get_connection().hset(harry.save()["hash"], "wand", b"holly")
+    result = invoke("inspect", "--url", url, "tests.models.User", str(harry.id))
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith(
+        "\nwand (not declared by tests.models.User; ignored when loading)\n  stored:  holly\n"
+    )
+
+
+def test_inspect_reports_an_envelope_it_cannot_decode_and_fails(
+    url: str, harry: models.User
+) -> None:
+    configure.get_connection().hset(harry.save()["hash"], "name", b"\xff not json")
+    result = invoke("inspect", "--url", url, "tests.models.User", str(harry.id))
+    assert result.exit_code == 1
+    assert "name (Unicode)\n  stored:  b'\\xff not json'\n  error:   " in result.output
+    assert "  decoded: 'Gryffindor'\n" in result.output  # the other fields are still shown
+    assert result.output.endswith(f"Error: 1 field of {harry.save()['hash']} cannot be decoded\n")
+
+
+def test_inspect_fails_when_the_record_does_not_exist(url: str) -> None:
+    result = invoke(
+        "inspect", "--url", url, "tests.models.User", "00000000-0000-0000-0000-000000000000"
+    )
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: no tests.models.User record 00000000-0000-0000-0000-000000000000 in "
+        f"{configure.storage().describe()} "
+        "(key repocket:tests.models:User:00000000-0000-0000-0000-000000000000)\n"
+    )
+
+
+def test_inspect_fails_clearly_when_the_server_is_unreachable() -> None:
+    port = _free_port()
+    result = invoke(
+        "inspect",
+        "--url",
+        f"redis://127.0.0.1:{port}/0",
+        "tests.models.User",
+        "970773fa-4de1-11e5-86f4-6c4008a70392",
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        f"Error: cannot reach redis at 127.0.0.1:{port} (db 0) while trying to read "
+        "repocket:tests.models:User:970773fa-4de1-11e5-86f4-6c4008a70392: "
+    )
+
+
+def test_inspect_accepts_an_id_in_any_uuid_spelling(url: str, harry: models.User) -> None:
+    result = invoke(
+        "inspect", "--url", url, "tests.models.User", "970773FA4DE111E586F46C4008A70392"
+    )
+    assert result.exit_code == 0, result.output
+    assert "decoded: 'Harry Potter'" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["tests.models.User", "not-an-id"],
+            "Invalid value for ID: 'not-an-id' is not a tests.models.User id",
+        ),
+        (
+            ["tests.models.Wizard", "970773fa-4de1-11e5-86f4-6c4008a70392"],
+            "Invalid value for MODEL: tests.models declares no model named Wizard",
+        ),
+        (
+            ["Wizard", "970773fa-4de1-11e5-86f4-6c4008a70392"],
+            "Invalid value for MODEL: no imported model is named Wizard; imported models: none",
+        ),
+        (
+            ["--import", "tests.models", "Wizard", "970773fa-4de1-11e5-86f4-6c4008a70392"],
+            "imported models: tests.models.User, tests.models.Project, tests.models.Build",
+        ),
+        (
+            [
+                "--import",
+                "tests.models",
+                "--import",
+                "repocket.demo",
+                "User",
+                "970773fa-4de1-11e5-86f4-6c4008a70392",
+            ],
+            "Invalid value for MODEL: User is ambiguous: tests.models.User, repocket.demo.User",
+        ),
+    ],
+)
+def test_inspect_refuses_a_model_or_id_it_cannot_use(args: list[str], message: str) -> None:
+    result = invoke("inspect", "--url", "memory://", *args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+class OpaqueMemoryStorage(MemoryStorage):
+    """A backend whose native client is no redis client: inspect uses load_record."""
+
+    scheme = "opaque"
+
+    @property
+    def native_client(self) -> Any:
+        return object()
+
+
+def test_inspect_reads_other_backends_through_load_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(storage_module, "_registry", dict(storage_module._registry))
+    register_backend("opaque", OpaqueMemoryStorage)
+    url = f"opaque://test-cli-{uuid.uuid4().hex}"
+    configure.from_url(url)
+    harry = models.User.create(name="Harry Potter", password=b"\x00\xff")
+    result = invoke("inspect", "--url", url, "tests.models.User", str(harry.id))
+    assert result.exit_code == 0, result.output
+    assert (
+        "password (Bytes)\n"
+        '  stored:  {"type": "Bytes", "value": "AP8=", "module": "repocket.attributes", '
+        '"encoding": "base64"}\n'
+        "  decoded: b'\\x00\\xff'\n"
+    ) in result.output
+
+
+@pytest.mark.parametrize("command", ["demo", "ping", "models", "inspect"])
+def test_every_command_has_its_own_help(command: str) -> None:
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert result.output.startswith(f"Usage: repocket {command} [OPTIONS]")
+    assert invoke(command, "-h").output == result.output
