@@ -10,6 +10,10 @@ Commands:
     Lists the models an application declares, their fields and record counts.
 ``repocket inspect --url URL MODEL ID``
     Prints a record's stored envelopes and the values they decode to.
+``repocket check --url URL --import app.models [MODEL]...``
+    Verifies that the models' index data matches their records.
+``repocket reindex --url URL --import app.models [MODEL]...``
+    Rebuilds the models' index data from their records.
 
 Every command that talks to storage takes ``--url``, which defaults to the
 ``REPOCKET_URL`` environment variable, then to ``redis://localhost:6379/0``.
@@ -24,7 +28,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -212,9 +216,104 @@ def inspect(url: str, imports: tuple[str, ...], model_name: str, record_id: str)
         )
 
 
+_imports_option = click.option(
+    "--import",
+    "imports",
+    multiple=True,
+    required=True,
+    metavar="MODULE",
+    help="Module declaring models, e.g. app.models; may be repeated.",
+)
+
+
+@main.command()
+@url_option
+@_imports_option
+@click.argument("model_names", nargs=-1, metavar="[MODEL]...")
+def check(url: str, imports: tuple[str, ...], model_names: tuple[str, ...]) -> None:
+    """Verify that each model's index data matches its stored records.
+
+    Reads every record (found by scanning storage, not through the index)
+    and compares the index entries it should have with those stored; changes
+    nothing.  Prints a summary per model and exits with status 1 when any
+    record is missing from the index, indexed under stale values, or indexed
+    without existing.  MODEL names (default: every imported model) may be
+    Name or package.module.Name.
+    """
+    from .errors import RepocketError
+
+    failed = False
+    for model in _selected_models(imports, model_names, url):
+        try:
+            with _progress(model, "checking") as bar:
+                report = model.objects.check(progress=bar.update)
+        except RepocketError as exc:
+            raise click.ClickException(str(exc)) from exc
+        state = "ok" if report.ok else "INCONSISTENT"
+        click.echo(f"{_label(model)}: {state}: {report.checked} checked, "
+                   f"{len(report.missing)} missing, {len(report.stale)} stale, "
+                   f"{len(report.orphans)} orphaned")
+        for kind, ids in (("missing", report.missing), ("stale", report.stale),
+                          ("orphaned", report.orphans)):
+            for record_id in ids[:10]:
+                click.echo(f"  {kind}: {record_id}")
+            if len(ids) > 10:
+                click.echo(f"  ... and {len(ids) - 10} more {kind}")
+        failed = failed or not report.ok
+    if failed:
+        click.echo("run `repocket reindex` to rebuild the index data", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@url_option
+@_imports_option
+@click.argument("model_names", nargs=-1, metavar="[MODEL]...")
+def reindex(url: str, imports: tuple[str, ...], model_names: tuple[str, ...]) -> None:
+    """Rebuild each model's index data from its stored records.
+
+    For records written before an index existed, or by repocket 0.0.1, or
+    after `repocket check` reported inconsistencies.  Run it while nothing
+    else writes these models.  MODEL names (default: every imported model)
+    may be Name or package.module.Name.
+    """
+    from .errors import RepocketError
+
+    for model in _selected_models(imports, model_names, url):
+        try:
+            with _progress(model, "reindexing") as bar:
+                indexed = model.objects.reindex(progress=bar.update)
+        except RepocketError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"{_label(model)}: {indexed} record{'' if indexed == 1 else 's'} indexed")
+
+
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
+
+
+def _selected_models(imports: Sequence[str], names: Sequence[str],
+                     url: str) -> list[type[ActiveRecord]]:
+    declared = _models_of(_import_modules(imports))
+    if not declared:
+        raise click.ClickException(f"no repocket models are declared in {', '.join(imports)}")
+    selected = [_find_model(name, declared) for name in names] if names else declared
+    _configure(url)
+    return selected
+
+
+def _progress(model: type[ActiveRecord], verb: str) -> Any:
+    """A progress bar sized by the model's indexed record count (an estimate)."""
+    from .errors import RepocketError
+
+    try:
+        estimate = model.objects.count()
+    except RepocketError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return click.progressbar(length=max(estimate, 1), label=f"{verb} {_label(model)}",
+                             file=sys.stderr, show_pos=True)
+
 
 
 def _configure(url: str) -> Storage:

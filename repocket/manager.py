@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
@@ -201,7 +201,8 @@ class Manager(Generic[M]):
 
     # -- index maintenance ----------------------------------------------------------
 
-    def reindex(self, batch_size: int = 500) -> int:
+    def reindex(self, batch_size: int = 500,
+                progress: Callable[[int], object] | None = None) -> int:
         """Rebuild the model's index data from its stored records.
 
         For records written before an index existed (or by repocket 0.0.1).
@@ -209,6 +210,7 @@ class Manager(Generic[M]):
         while nothing else writes this model: a save that lands between the
         index being dropped and rebuilt can be left out of it.
 
+        :param progress: called with the number of records of each batch done.
         :returns: how many records were indexed.
         """
         model = self.model
@@ -223,10 +225,16 @@ class Manager(Generic[M]):
             writes = [record._index_write() for record in records]
             storage.save_records(writes)
             indexed += len(writes)
+            if progress is not None:
+                progress(len(fresh))
         return indexed
 
-    def check(self, batch_size: int = 500) -> IndexReport:
-        """Compare the model's index data with its stored records; change nothing."""
+    def check(self, batch_size: int = 500,
+              progress: Callable[[int], object] | None = None) -> IndexReport:
+        """Compare the model's index data with its stored records; change nothing.
+
+        :param progress: called with the number of records of each batch done.
+        """
         model = self.model
         storage = configure.storage()
         report = IndexReport()
@@ -244,6 +252,8 @@ class Manager(Generic[M]):
                     report.missing.append(record_id)
                 elif terms != entries_for(model, record._values):
                     report.stale.append(record_id)
+            if progress is not None:
+                progress(len(fresh))
         indexed = set(storage.iter_ids(model._collection, batch_size))
         report.orphans = sorted(indexed - stored)
         report.missing.extend(sorted(i for i in stored - indexed if i not in report.missing))

@@ -432,9 +432,62 @@ def test_inspect_reads_other_backends_through_load_record(monkeypatch: pytest.Mo
     ) in result.output
 
 
-@pytest.mark.parametrize("command", ["demo", "ping", "models", "inspect"])
+@pytest.mark.parametrize("command", ["demo", "ping", "models", "inspect", "check", "reindex"])
 def test_every_command_has_its_own_help(command: str) -> None:
     result = invoke(command, "--help")
     assert result.exit_code == 0
     assert result.output.startswith(f"Usage: repocket {command} [OPTIONS]")
     assert invoke(command, "-h").output == result.output
+
+
+# ---------------------------------------------------------------------------
+# check and reindex
+# ---------------------------------------------------------------------------
+
+
+def _forget_index_data() -> None:
+    """Leave the records but drop their index data, as 0.0.1 data would be."""
+    storage = configure.storage()
+    for model in (models.User, models.Project):
+        storage.drop_index(model._collection)
+
+
+def test_check_passes_on_consistent_data(url: str, harry: models.User) -> None:
+    result = invoke("check", "--url", url, "--import", "tests.models", "User")
+    assert result.exit_code == 0, result.output
+    assert "tests.models.User: ok: 1 checked, 0 missing, 0 stale, 0 orphaned" in result.output
+
+
+def test_check_reports_records_missing_from_the_index_and_fails(
+        url: str, harry: models.User) -> None:
+    _forget_index_data()
+    result = invoke("check", "--url", url, "--import", "tests.models", "User", "Project")
+    assert result.exit_code == 1
+    assert "tests.models.User: INCONSISTENT: 1 checked, 1 missing, 0 stale, 0 orphaned" in (
+        result.output)
+    assert f"  missing: {harry.id}" in result.output
+    assert "tests.models.Project: ok: 0 checked" in result.output
+    assert "run `repocket reindex`" in result.output
+
+
+def test_reindex_rebuilds_the_index_and_check_then_passes(url: str, harry: models.User) -> None:
+    _forget_index_data()
+    assert models.User.objects.filter(house_name="Gryffindor").count() == 0
+    result = invoke("reindex", "--url", url, "--import", "tests.models", "User")
+    assert result.exit_code == 0, result.output
+    assert "tests.models.User: 1 record indexed" in result.output
+    assert models.User.objects.filter(house_name="Gryffindor").count() == 1
+    assert invoke("check", "--url", url, "--import", "tests.models", "User").exit_code == 0
+
+
+def test_check_and_reindex_refuse_an_unknown_model(url: str) -> None:
+    for command in ("check", "reindex"):
+        result = invoke(command, "--url", url, "--import", "tests.models", "Nope")
+        assert result.exit_code == 2
+        assert "no imported model is named Nope" in result.output
+
+
+def test_check_fails_clearly_when_the_server_is_unreachable() -> None:
+    result = invoke("check", "--url", "redis://127.0.0.1:1/0", "--import", "tests.models")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot reach redis at 127.0.0.1:1")
