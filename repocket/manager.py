@@ -264,7 +264,11 @@ class ResultSet(Generic[M]):
     """A lazy query over one model's records; a read-only sequence.
 
     Chain :meth:`filter`, :meth:`exclude` and :meth:`order_by`; nothing is
-    read until the result set is used, and every use reads storage again.
+    read until the result set is used.  ``len()`` loads every match and
+    keeps them (as Django's ``len(queryset)`` does), and later indexing,
+    iteration and truth tests use what it kept; :meth:`count` counts on the
+    server instead.  Until then, iterating streams the matches in batches and
+    keeps nothing, and indexing and slicing fetch only what they return.
     """
 
     #: how many ids are read (and records loaded) per round trip.
@@ -278,6 +282,7 @@ class ResultSet(Generic[M]):
         self._excludes = excludes
         self._ordering = ordering
         self._compiled: Compiled | None = None
+        self._cache: list[M] | None = None
 
     # -- building --------------------------------------------------------------------
 
@@ -295,8 +300,9 @@ class ResultSet(Generic[M]):
         """A new result set sorted by the given fields, ``"-name"`` for descending.
 
         Several fields sort by the first, then the second among equals, and
-        so on; records equal in every field come by ascending id.  ``None``
-        (and NaN) sorts before every value.
+        so on; records equal in every field come by id, ascending or
+        descending as the first field is.  ``None`` (and NaN) sorts before
+        every value.
         """
         for spec in fields:
             self.model._field(spec[1:] if spec.startswith("-") else spec)
@@ -306,6 +312,8 @@ class ResultSet(Generic[M]):
 
     def count(self) -> int:
         """How many records match; loads none when the lookups are indexed."""
+        if self._cache is not None:
+            return len(self._cache)
         storage = configure.storage()
         compiled = self._compile()
         if self._exact(storage, compiled):
@@ -314,6 +322,8 @@ class ResultSet(Generic[M]):
 
     def exists(self) -> bool:
         """Whether any record matches."""
+        if self._cache is not None:
+            return bool(self._cache)
         storage = configure.storage()
         compiled = self._compile()
         if self._exact(storage, compiled):
@@ -348,10 +358,17 @@ class ResultSet(Generic[M]):
         yield from self._sorted(records)
 
     def __iter__(self) -> Iterator[M]:
+        if self._cache is not None:
+            return iter(self._cache)
         return self.iterator()
 
     def __len__(self) -> int:
-        return self.count()
+        # Loading here (not counting) makes list(result_set), which asks
+        # len() first, read storage once, and keeps len() and indexing
+        # consistent with each other.
+        if self._cache is None:
+            self._cache = list(self.iterator())
+        return len(self._cache)
 
     def __bool__(self) -> bool:
         return self.exists()
@@ -363,6 +380,8 @@ class ResultSet(Generic[M]):
     def __getitem__(self, index: slice) -> list[M]: ...
 
     def __getitem__(self, index: int | slice) -> M | list[M]:
+        if self._cache is not None:
+            return self._cache[index]
         if isinstance(index, slice):
             return self._window(index)
         if not isinstance(index, int):
@@ -445,7 +464,10 @@ class ResultSet(Generic[M]):
 
     def _sorted(self, records: list[M]) -> list[M]:
         pk = self.model._primary_key
-        records.sort(key=lambda record: str(record._values[pk]))
+        # ties come by id, in the direction of the first sort field (as the
+        # storage orders them when it sorts)
+        records.sort(key=lambda record: str(record._values[pk]),
+                     reverse=bool(self._ordering) and self._ordering[0].startswith("-"))
         for spec in reversed(self._ordering):
             descending = spec.startswith("-")
             name = spec[1:] if descending else spec

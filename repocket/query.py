@@ -214,8 +214,7 @@ def _compile(model: type[ActiveRecord], lookups: tuple[Lookup, ...],
             inexact.add(field_name)
         if not isinstance(plan, AllIds):
             parts.append(plan)
-    base: Plan = AllIds() if not parts else parts[0] if len(parts) == 1 else Intersection(
-        tuple(parts))
+    base = _intersect(parts)
     for group in excludes:
         group_parts = []
         group_exact = True
@@ -231,9 +230,41 @@ def _compile(model: type[ActiveRecord], lookups: tuple[Lookup, ...],
         if not group_exact:
             exact = False  # cannot subtract on the server; checked after loading
             continue
-        minus = group_parts[0] if len(group_parts) == 1 else Intersection(tuple(group_parts))
-        base = Difference(base, minus)
+        base = Difference(base, _intersect(group_parts))
     return base, exact, inexact
+
+
+def _intersect(parts: list[Plan]) -> Plan:
+    """The intersection of ``parts``, with ranges on one index merged into one.
+
+    ``age__gte=10, age__lt=20`` is one ``ScoreRange(10, 20)``: the server
+    then reads the k ids between the bounds, instead of two half-open
+    ranges of about half the model each.
+    """
+    flat: list[Plan] = []
+    for part in parts:
+        flat.extend(part.parts if isinstance(part, Intersection) else (part,))
+    ranges: dict[str, ScoreRange] = {}
+    others: list[Plan] = []
+    for part in flat:
+        if isinstance(part, AllIds):
+            continue
+        if isinstance(part, ScoreRange):
+            seen = ranges.get(part.name)
+            ranges[part.name] = part if seen is None else _tightest(seen, part)
+        elif part not in others:
+            others.append(part)
+    merged = [*ranges.values(), *others]
+    if not merged:
+        return AllIds()
+    return merged[0] if len(merged) == 1 else Intersection(tuple(merged))
+
+
+def _tightest(a: ScoreRange, b: ScoreRange) -> ScoreRange:
+    """The range of scores inside both ``a`` and ``b``."""
+    low, low_open = max((a.low, a.low_open), (b.low, b.low_open))
+    high, high_open = min((a.high, not a.high_open), (b.high, not b.high_open))
+    return ScoreRange(a.name, low, high, low_open, not high_open)
 
 
 def _compile_one(model: type[ActiveRecord], lookup: Lookup,

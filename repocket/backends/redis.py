@@ -160,6 +160,10 @@ class RedisStorage(Storage):
                          field: str, data: bytes) -> int:
         key = collection.stream_key(record_id, field)
         with self._errors(f"append to {key}"):
+            if not data:
+                # APPEND would create an empty key, which delete() would then
+                # count as a stream holding data.
+                return int(self._client.strlen(key))
             return int(self._client.append(key, data))
 
     def _queue_write(self, pipe: Any, write: RecordWrite, old_entries: frozenset[IndexEntry],
@@ -286,12 +290,23 @@ class RedisStorage(Storage):
         if limit == 0:
             return []
         with self._errors(f"query {collection.label}"):
+            direct = _direct_order(collection, plan, order)
+            if direct is not None:
+                # read the page straight from the order index: no copies
+                key, low, high = direct
+                assert order is not None
+                if order.descending:
+                    low, high = high, low
+                page: Any = self._client.zrange(
+                    key, low, high, desc=order.descending, byscore=True,
+                    offset=offset, num=-1 if limit is None else limit)
+                return [_text(member) for member in page]
             pipe = self._client.pipeline(transaction=True)
             temps: list[str] = []
-            ordered = self._ordered(pipe, collection, plan, order, temps)
-            pipe.zrange(ordered, offset, stop)
+            ordered, reverse = self._ordered(pipe, collection, plan, order, temps)
+            pipe.zrange(ordered, offset, stop, desc=reverse)
             if temps:
-                pipe.delete(*temps)
+                pipe.unlink(*temps)
             replies = pipe.execute()
         return [_text(member) for member in replies[-2 if temps else -1]]
 
@@ -305,7 +320,7 @@ class RedisStorage(Storage):
             temps: list[str] = []
             result = self._evaluate(pipe, collection, plan, temps)
             pipe.zcard(result)
-            pipe.delete(*temps)
+            pipe.unlink(*temps)
             return int(pipe.execute()[-2])
 
     def iter_query_ids(self, collection: Collection, plan: Plan, order: Order | None = None,
@@ -325,11 +340,17 @@ class RedisStorage(Storage):
         with self._errors(f"query {collection.label}"):
             pipe = self._client.pipeline(transaction=True)
             temps: list[str] = []
-            ordered = self._ordered(pipe, collection, plan, order, temps)
-            pipe.zinterstore(snapshot, {ordered: 1})
+            direct = _direct_order(collection, plan, order)
+            if direct is not None:
+                key, low, high = direct
+                pipe.zrangestore(snapshot, key, low, high, byscore=True)
+                reverse = order is not None and order.descending
+            else:
+                ordered, reverse = self._ordered(pipe, collection, plan, order, temps)
+                pipe.zinterstore(snapshot, {ordered: 1})
             if temps:
-                pipe.delete(*temps)
-            self._queue_take(pipe, snapshot, batch_size)
+                pipe.unlink(*temps)
+            self._queue_take(pipe, snapshot, batch_size, reverse)
             replies = pipe.execute()
         total, page = int(replies[-4]), replies[-3]
         taken = len(page)
@@ -338,7 +359,7 @@ class RedisStorage(Storage):
             while taken < total:
                 with self._errors(f"read the results of a query on {collection.label}"):
                     pipe = self._client.pipeline(transaction=True)
-                    self._queue_take(pipe, snapshot, batch_size)
+                    self._queue_take(pipe, snapshot, batch_size, reverse)
                     _, page, _, _ = pipe.execute()
                 if not page:
                     raise StorageError(
@@ -352,31 +373,34 @@ class RedisStorage(Storage):
                     self._client.delete(snapshot)
 
     @staticmethod
-    def _queue_take(pipe: Any, snapshot: str, batch_size: int) -> None:
-        """Queue: size, next page, remove that page, renew the lifetime."""
+    def _queue_take(pipe: Any, snapshot: str, batch_size: int, reverse: bool) -> None:
+        """Queue: size, next page (from the top when ``reverse``), remove that
+        page, renew the lifetime."""
         pipe.zcard(snapshot)
-        pipe.zrange(snapshot, 0, batch_size - 1)
-        pipe.zremrangebyrank(snapshot, 0, batch_size - 1)
+        pipe.zrange(snapshot, 0, batch_size - 1, desc=reverse)
+        if reverse:
+            pipe.zremrangebyrank(snapshot, -batch_size, -1)
+        else:
+            pipe.zremrangebyrank(snapshot, 0, batch_size - 1)
         pipe.pexpire(snapshot, SNAPSHOT_TTL_MS)
 
     def _ordered(self, pipe: Any, collection: Collection, plan: Plan, order: Order | None,
-                 temps: list[str]) -> str:
-        """Queue steps leaving the plan's ids in a sorted set ordered as asked."""
+                 temps: list[str]) -> tuple[str, bool]:
+        """Queue steps leaving the plan's ids in a sorted set; return it and
+        whether to read it from the top (descending order)."""
         source = self._evaluate(pipe, collection, plan, temps)
+        if order is None and isinstance(plan, AllIds):
+            return source, False  # already all scores 0
         target = collection.temp_key(uuid.uuid4().hex)
         temps.append(target)
         if order is None:
-            if isinstance(plan, AllIds):
-                temps.pop()
-                return source  # already all scores 0
             # weight 0: every score 0, so ids come in lexical order
             pipe.zinterstore(target, {source: 0})
-        else:
-            # the order index's score (negated for descending, so that ties
-            # still come by ascending id) on every id of the result
-            weight = -1 if order.descending else 1
-            pipe.zinterstore(target, {source: 0, collection.index_key(order.name): weight})
-        return target
+            return target, False
+        # the order index's score on every id of the result; redis visits the
+        # smaller input, so this costs the size of the result, not the model
+        pipe.zinterstore(target, {source: 0, collection.index_key(order.name): 1})
+        return target, order.descending
 
     def _evaluate(self, pipe: Any, collection: Collection, plan: Plan, temps: list[str]) -> str:
         """Queue the steps computing a plan; return the key holding its ids."""
@@ -481,6 +505,20 @@ def _send_on_watched_connection(pipe: Any, commands: list[tuple[Any, ...]]) -> l
     if error is not None:
         raise error
     return replies
+
+
+def _direct_order(collection: Collection, plan: Plan, order: Order | None
+                  ) -> tuple[str, str, str] | None:
+    """``(key, low, high)`` when an ordered plan can be read straight from
+    the order index: every record, or a score range of that same index."""
+    if order is None:
+        return None
+    key = collection.index_key(order.name)
+    if isinstance(plan, AllIds):
+        return key, "-inf", "+inf"
+    if isinstance(plan, ScoreRange) and plan.name == order.name:
+        return key, _bound(plan.low, plan.low_open), _bound(plan.high, plan.high_open)
+    return None
 
 
 def _queue_remove_entry(pipe: Any, collection: Collection, record_id: str,
