@@ -584,7 +584,10 @@ class DateTime(Attribute):
         moment: _dt.datetime = value
         if moment.utcoffset() is None:
             return "naive:" + moment.isoformat()
-        return "aware:" + moment.astimezone(_dt.timezone.utc).replace(tzinfo=None).isoformat()
+        # the instant as microseconds since 1970: subtracting aware datetimes
+        # works on timedeltas, so it cannot overflow near year 1 or 9999 the
+        # way astimezone() can
+        return f"aware:{(moment - _EPOCH) // _dt.timedelta(microseconds=1)}"
 
     def sort_score(self, value: Any) -> tuple[str, float, bool] | None:
         """Microseconds since 1970 (naive values read as UTC), tagged aware/naive.
@@ -592,8 +595,7 @@ class DateTime(Attribute):
         Exact for about 285 years either side of 1970.
         """
         aware = value.utcoffset() is not None
-        moment = value.astimezone(_dt.timezone.utc) if aware else value.replace(
-            tzinfo=_dt.timezone.utc)
+        moment = value if aware else value.replace(tzinfo=_dt.timezone.utc)
         micros = (moment - _EPOCH) // _dt.timedelta(microseconds=1)
         return ("aware" if aware else "naive", float(micros), abs(micros) <= 2**53)
 
