@@ -38,6 +38,8 @@ __all__ = ["register_type", "registered_types", "envelope", "dumps", "loads",
 BASE64 = "base64"
 
 _types: dict[tuple[str, str], type[Attribute]] = {}
+# json.dumps() with options builds an encoder per call; one is enough.
+_ENCODER = json.JSONEncoder(ensure_ascii=True, allow_nan=False)
 
 
 def register_type(cls: type[Attribute]) -> type[Attribute]:
@@ -78,7 +80,7 @@ def dumps(attribute: Attribute, value: Any) -> str:
     is stored in base64 (see that class), so any Python string is stored and
     read back exactly.
     """
-    return json.dumps(envelope(attribute, value), ensure_ascii=True, allow_nan=False)
+    return _ENCODER.encode(envelope(attribute, value))
 
 
 def decode_envelope(text: str | bytes, *, key: str | None = None,

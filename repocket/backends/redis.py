@@ -248,6 +248,15 @@ class RedisStorage(Storage):
     def load_records(self, requests: Sequence[LoadRequest]) -> list[StoredRecord | None]:
         if not requests:
             return []
+        if len(requests) == 1 and not requests[0].streams:
+            # one command needs no pipeline (which costs a little per use)
+            request = requests[0]
+            with self._errors(f"load {request.collection.record_key(request.record_id)}"):
+                fields = self._client.hgetall(request.collection.record_key(request.record_id))
+            if not fields:
+                return [None]
+            return [StoredRecord(request.record_id,
+                                 {_text(name): value for name, value in fields.items()}, {})]
         with self._errors(f"load {len(requests)} record(s)"):
             pipe = self._client.pipeline(transaction=False)
             for request in requests:
