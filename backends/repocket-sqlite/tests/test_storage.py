@@ -1,0 +1,541 @@
+"""The SQLite backend: URLs, discovery, errors, its layout, and the protocol's
+fine print (ordering ties, score bounds, snapshots, atomic batches)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from repocket import ActiveRecord, attributes
+from repocket.connections import configure
+from repocket.errors import (
+    EnvelopeError,
+    StorageConnectionError,
+    StorageError,
+    UniqueViolation,
+)
+from repocket.keys import Collection
+from repocket.storage import (
+    AllIds,
+    Difference,
+    IndexEntry,
+    Intersection,
+    LoadRequest,
+    Members,
+    Order,
+    RecordWrite,
+    ScoreRange,
+    Union,
+    UniqueClaim,
+    backend_for_url,
+    get_backend,
+)
+from repocket_sqlite import SQLiteStorage, SQLiteURLError
+from repocket_sqlite.storage import parse_url
+
+PEOPLE = Collection("tests.people", "Person")
+
+
+class Wizard(ActiveRecord):
+    name = attributes.Unicode(index="prefix")
+    house = attributes.Unicode()
+    age = attributes.Integer(null=True)
+    wand = attributes.Unicode(unique=True, null=True)
+    diary = attributes.ByteStream()
+
+
+class Owl(ActiveRecord):
+    name = attributes.Unicode()
+    owner = attributes.Pointer(Wizard)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "app.db"
+
+
+@pytest.fixture
+def storage(path: Path) -> Iterator[SQLiteStorage]:
+    store = configure.from_url(f"sqlite:///{path}")
+    assert isinstance(store, SQLiteStorage)
+    yield store
+    configure.reset()
+
+
+def write(
+    record_id: str,
+    entries: dict[str, float | None] | None = None,
+    unique: dict[str, str] | None = None,
+    **fields: str,
+) -> RecordWrite:
+    return RecordWrite(
+        PEOPLE,
+        record_id,
+        {"id": record_id, **fields},
+        entries=frozenset(IndexEntry(name, score) for name, score in (entries or {}).items()),
+        unique=frozenset(UniqueClaim(f, t) for f, t in (unique or {}).items()),
+    )
+
+
+def rows(storage: SQLiteStorage, sql: str, *params: object) -> list[tuple[object, ...]]:
+    return list(storage.native_client.execute(sql, params))
+
+
+# -- URLs and discovery --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///app.db", "app.db"),
+        ("sqlite:///data/app.db", "data/app.db"),
+        ("sqlite:////var/lib/app.db", "/var/lib/app.db"),
+        ("sqlite:///with%20space.db", "with space.db"),
+        ("sqlite://:memory:", ":memory:"),
+        ("sqlite:///:memory:", ":memory:"),
+        ("sqlite://", ":memory:"),
+    ],
+)
+def test_urls_name_a_file_or_memory(url: str, expected: str) -> None:
+    assert parse_url(url)[0] == expected
+
+
+def test_url_query_parameters_and_options_configure_the_storage() -> None:
+    store = SQLiteStorage.from_url("sqlite:///x.db?timeout=2.5&synchronous=NORMAL")
+    assert (store.timeout, store.synchronous) == (2.5, "NORMAL")
+    assert store.path == str(Path.cwd() / "x.db")  # relative to where it was configured
+    assert SQLiteStorage.from_url("sqlite:///x.db?timeout=2.5", timeout=7).timeout == 7
+
+
+@pytest.mark.parametrize("url", ["sqlite://somehost/app.db", "sqlite:///x.db?timeout=soon"])
+def test_a_bad_url_is_refused(url: str) -> None:
+    with pytest.raises(SQLiteURLError) as info:
+        SQLiteStorage.from_url(url)
+    assert isinstance(info.value, ValueError)
+
+
+def test_the_backend_is_found_through_its_installed_entry_point() -> None:
+    points = [ep for ep in metadata.entry_points(group="repocket.backends") if ep.name == "sqlite"]
+    assert [ep.value for ep in points] == ["repocket_sqlite.storage:SQLiteStorage"]
+    assert points[0].dist is not None and points[0].dist.metadata["Name"] == "repocket-sqlite"
+    assert get_backend("sqlite") is SQLiteStorage
+    assert isinstance(backend_for_url("sqlite://:memory:"), SQLiteStorage)
+
+
+def test_native_client_describe_and_ping(storage: SQLiteStorage, path: Path) -> None:
+    assert isinstance(configure.get_connection(), sqlite3.Connection)
+    assert str(path) in storage.describe() and str(path) in repr(storage)
+    storage.ping()
+    assert storage.persistent and storage.atomic_saves
+    mode = storage.native_client.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode.lower() == "wal"
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def test_a_file_that_cannot_be_opened_is_a_connection_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "dir" / "app.db"
+    store = SQLiteStorage.from_url(f"sqlite:///{missing}")  # opening is lazy
+    with pytest.raises(StorageConnectionError) as info:
+        store.ping()
+    assert str(missing) in str(info.value)
+    assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+
+
+def test_a_file_that_is_not_a_database_is_a_storage_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.db"
+    bogus.write_bytes(b"this is not a database, just some text " * 100)
+    store = SQLiteStorage(bogus)
+    with pytest.raises(StorageError) as info:
+        store.load_records([LoadRequest(PEOPLE, "1")])
+    assert str(bogus) in str(info.value)
+    assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
+
+
+def test_a_lock_held_too_long_is_a_storage_error(path: Path) -> None:
+    holder = sqlite3.connect(path, isolation_level=None)
+    store = SQLiteStorage(path, timeout=0.2)
+    store.ping()
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StorageError, match="locked") as info:
+            store.save_record(write("1"))
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    store.save_record(write("1"))
+    store.close()
+
+
+# -- layout (what the redis-specific tests check on redis keys) -----------------------------
+
+
+def test_fields_are_stored_as_the_documented_envelopes(storage: SQLiteStorage) -> None:
+    harry = Wizard.create(name="Harry", house="Gryffindor", age=17)
+    [(text,)] = rows(
+        storage,
+        "SELECT fields FROM records WHERE collection = ? AND id = ?",
+        f"{__name__}:Wizard",
+        str(harry.id),
+    )
+    fields = {name: json.loads(value) for name, value in json.loads(text).items()}
+    assert fields["name"] == {"type": "Unicode", "value": "Harry", "module": "repocket.attributes"}
+    assert fields["age"]["value"] == 17
+    assert "diary" not in fields
+
+
+def test_a_bytestream_lives_in_the_streams_table(storage: SQLiteStorage) -> None:
+    harry = Wizard.create(name="Harry", diary=b"first\n")
+    assert harry.append_diary(b"second\n\x00\xff") == harry.save()["strings"]["diary"]
+    [(content,)] = rows(
+        storage, "SELECT content FROM streams WHERE id = ? AND field = 'diary'", str(harry.id)
+    )
+    assert content == b"first\nsecond\n\x00\xff"
+    assert Wizard.objects.get(id=harry.id).diary == b"first\nsecond\n\x00\xff"
+    harry.diary = b""
+    harry.save()
+    assert rows(storage, "SELECT * FROM streams") == []
+
+
+def test_a_pointer_stores_the_target_record_key(storage: SQLiteStorage) -> None:
+    harry = Wizard.create(name="Harry")
+    hedwig = Owl.create(name="Hedwig", owner=harry)
+    [(text,)] = rows(storage, "SELECT fields FROM records WHERE id = ?", str(hedwig.id))
+    assert json.loads(json.loads(text)["owner"])["value"] == harry.save()["hash"]
+    assert Owl.objects.get(id=hedwig.id).owner == harry
+
+
+def test_delete_counts_and_removes_everything(storage: SQLiteStorage) -> None:
+    harry = Wizard.create(name="Harry", wand="holly", diary=b"x")
+    ron = Wizard.create(name="Ron")
+    assert harry.delete() == 2  # the record and its stream
+    assert ron.delete() == 1
+    assert ron.delete() == 0
+    for table in ("records", "streams", "entries", "claims"):
+        assert rows(storage, f"SELECT * FROM {table}") == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "not json at all",
+        '["a", "list"]',
+        '{"type": "Pickle", "value": "x", "module": "repocket.attributes"}',
+        '{"type": "Unicode", "value": "x", "module": "os"}',
+    ],
+)
+def test_a_bad_stored_envelope_names_key_and_field(storage: SQLiteStorage, raw: str) -> None:
+    harry = Wizard.create(name="Harry")
+    key = harry.save()["hash"]
+    storage.native_client.execute(
+        "UPDATE records SET fields = json_set(fields, '$.name', ?) WHERE id = ?",
+        (raw, str(harry.id)),
+    )
+    with pytest.raises(EnvelopeError) as info:
+        Wizard.objects.get(id=harry.id)
+    assert (info.value.key, info.value.field) == (key, "name")
+
+
+@pytest.mark.parametrize("raw", ["{not json", "[1, 2]"])
+def test_a_bad_fields_column_is_an_envelope_error(storage: SQLiteStorage, raw: str) -> None:
+    harry = Wizard.create(name="Harry")
+    key = harry.save()["hash"]
+    storage.native_client.execute(
+        "UPDATE records SET fields = ? WHERE id = ?", (raw, str(harry.id))
+    )
+    with pytest.raises(EnvelopeError) as info:
+        Wizard.objects.get(id=harry.id)
+    assert info.value.key == key
+    with pytest.raises(EnvelopeError):  # not overwritten blindly either
+        harry.save()
+    assert harry.delete() == 1
+
+
+def test_reindex_rebuilds_entries_for_records_stored_without_them(storage: SQLiteStorage) -> None:
+    harry = Wizard.create(name="Harry", house="Gryffindor", wand="holly")
+    Wizard.create(name="Ron", house="Gryffindor")
+    conn = storage.native_client
+    conn.execute("DELETE FROM entries")
+    conn.execute("DELETE FROM claims")
+    conn.execute("UPDATE records SET indexed = 0")
+    report = Wizard.objects.check()
+    assert len(report.missing) == 2 and not report.orphans
+    assert Wizard.objects.filter(house="Gryffindor").count() == 0
+    assert Wizard.objects.reindex() == 2
+    assert Wizard.objects.check().ok
+    assert Wizard.objects.filter(house="Gryffindor").count() == 2
+    assert Wizard.objects.get(wand="holly") == harry
+    with pytest.raises(UniqueViolation):
+        Wizard.create(name="Ginny", wand="holly")
+
+
+def test_check_finds_stale_entries(storage: SQLiteStorage) -> None:
+    harry = Wizard.create(name="Harry", house="Gryffindor")
+    storage.native_client.execute(
+        "UPDATE records SET fields = json_set(fields, '$.house', ?) WHERE id = ?",
+        (
+            json.dumps({"type": "Unicode", "value": "Hufflepuff", "module": "repocket.attributes"}),
+            str(harry.id),
+        ),
+    )
+    assert Wizard.objects.check().stale == [str(harry.id)]
+    Wizard.objects.reindex()
+    assert Wizard.objects.check().ok
+    assert Wizard.objects.get(house="Hufflepuff") == Wizard.objects.get(id=harry.id)
+
+
+def test_records_survive_reopening_the_file(path: Path) -> None:
+    configure.from_url(f"sqlite:///{path}")
+    harry = Wizard.create(name="Harry", house="Gryffindor", diary=b"x")
+    configure.reset()
+    configure.from_url(f"sqlite:///{path}")
+    try:
+        assert Wizard.objects.get(house="Gryffindor") == harry
+    finally:
+        configure.reset()
+
+
+# -- the protocol's fine print ----------------------------------------------------------------
+
+
+def test_order_ties_come_by_id_in_the_direction_of_the_sort(storage: SQLiteStorage) -> None:
+    for record_id, score in [
+        ("b", 1.0),
+        ("a", 1.0),
+        ("c", 2.0),
+        ("d", -math.inf),
+        ("e", math.inf),
+    ]:
+        storage.save_record(write(record_id, {"range:x": score, "eq:all": None}))
+    up = Order("range:x")
+    down = Order("range:x", descending=True)
+    assert storage.query_ids(PEOPLE, AllIds(), up) == ["d", "a", "b", "c", "e"]
+    assert storage.query_ids(PEOPLE, AllIds(), down) == ["e", "c", "b", "a", "d"]
+    assert storage.query_ids(PEOPLE, Members("eq:all"), up) == ["d", "a", "b", "c", "e"]
+    assert storage.query_ids(PEOPLE, Members("eq:all"), down) == ["e", "c", "b", "a", "d"]
+    assert storage.query_ids(PEOPLE, Members("eq:all"), down, 1, 2) == ["c", "b"]
+    assert list(storage.iter_query_ids(PEOPLE, Members("eq:all"), down, 2)) == [
+        "e",
+        "c",
+        "b",
+        "a",
+        "d",
+    ]
+
+
+def test_score_ranges_honour_open_bounds_and_infinities(storage: SQLiteStorage) -> None:
+    for record_id, score in [("n", -math.inf), ("a", 1.0), ("b", 2.0), ("i", math.inf)]:
+        storage.save_record(write(record_id, {"range:x": score}))
+
+    def ids(low: float, high: float, low_open: bool = False, high_open: bool = False) -> list[str]:
+        return storage.query_ids(PEOPLE, ScoreRange("range:x", low, high, low_open, high_open))
+
+    assert ids(-math.inf, math.inf) == ["a", "b", "i", "n"]
+    assert ids(-math.inf, math.inf, True, True) == ["a", "b"]
+    assert ids(1, 2) == ["a", "b"]
+    assert ids(1, 2, low_open=True) == ["b"]
+    assert ids(1, 2, high_open=True) == ["a"]
+    assert ids(-math.inf, 1, low_open=True) == ["a"]
+
+
+def test_set_operations(storage: SQLiteStorage) -> None:
+    storage.save_record(write("1", {"eq:a": None, "eq:b": None}))
+    storage.save_record(write("2", {"eq:a": None}))
+    storage.save_record(write("3", {"eq:b": None}))
+    a, b = Members("eq:a"), Members("eq:b")
+    assert storage.query_ids(PEOPLE, Union((a, b))) == ["1", "2", "3"]
+    assert storage.query_ids(PEOPLE, Intersection((a, b))) == ["1"]
+    assert storage.query_ids(PEOPLE, Difference(AllIds(), a)) == ["3"]
+    assert storage.query_ids(PEOPLE, Difference(Union((a, b)), Intersection((a, b)))) == ["2", "3"]
+    assert storage.query_ids(PEOPLE, Union(())) == []
+    assert storage.query_ids(PEOPLE, Intersection(())) == []
+    assert storage.count_ids(PEOPLE, Union((a, b))) == 3
+    assert storage.count_ids(PEOPLE, Union(())) == 0
+    assert storage.query_ids(PEOPLE, AllIds(), None, 1) == ["2", "3"]
+    assert storage.query_ids(PEOPLE, AllIds(), None, 0, 0) == []
+
+
+def test_an_update_replaces_the_records_entries_and_claims(storage: SQLiteStorage) -> None:
+    storage.save_record(write("1", {"eq:a": None, "range:x": 1.0}, {"wand": "holly"}))
+    storage.save_record(write("1", {"eq:b": None, "range:x": 2.0}, {"wand": "oak"}))
+    assert storage.read_index_entries(PEOPLE, ["1", "2"]) == [
+        (
+            frozenset({IndexEntry("eq:b"), IndexEntry("range:x", 2.0)}),
+            frozenset({UniqueClaim("wand", "oak")}),
+        ),
+        None,
+    ]
+    storage.save_record(write("2", unique={"wand": "holly"}))  # freed by the update
+
+
+def test_a_unique_violation_writes_nothing_of_the_batch(storage: SQLiteStorage) -> None:
+    storage.save_record(write("1", unique={"wand": "holly"}))
+    with pytest.raises(UniqueViolation) as info:
+        storage.save_records([write("2", {"eq:a": None}), write("3", unique={"wand": "holly"})])
+    assert (info.value.other_id, info.value.claim) == ("1", UniqueClaim("wand", "holly"))
+    assert storage.query_ids(PEOPLE, AllIds()) == ["1"]
+    assert storage.count_ids(PEOPLE, Members("eq:a")) == 0
+
+
+def test_saves_keep_fields_they_do_not_name(storage: SQLiteStorage) -> None:
+    storage.save_record(write("1", extra="kept"))
+    storage.save_record(RecordWrite(PEOPLE, "1", {"id": "1"}))
+    [record] = storage.load_records([LoadRequest(PEOPLE, "1")])
+    assert record is not None and record.fields["extra"] == "kept"
+
+
+def test_field_texts_that_are_not_utf8_come_back_as_bytes(storage: SQLiteStorage) -> None:
+    raw = b"\xff\xfe not utf-8"
+    storage.save_record(RecordWrite(PEOPLE, "1", {"id": "1", "bad": raw}))  # type: ignore[dict-item]
+    storage.save_record(write("1", extra="kept"))  # a later save keeps it as it was
+    [record] = storage.load_records([LoadRequest(PEOPLE, "1")])
+    assert record is not None
+    assert record.fields == {"id": "1", "bad": raw, "extra": "kept"}
+
+
+def test_an_index_only_write_of_a_missing_record_indexes_nothing(storage: SQLiteStorage) -> None:
+    storage.save_record(RecordWrite(PEOPLE, "ghost", {}, entries=frozenset({IndexEntry("eq:a")})))
+    assert storage.query_ids(PEOPLE, AllIds()) == []
+    assert storage.query_ids(PEOPLE, Members("eq:a")) == []
+
+
+def test_streams(storage: SQLiteStorage) -> None:
+    assert storage.append_to_stream(PEOPLE, "1", "log", b"") == 0
+    assert storage.append_to_stream(PEOPLE, "1", "log", b"ab") == 2
+    assert storage.append_to_stream(PEOPLE, "1", "log", b"\x00\xff") == 4
+    assert storage.append_to_stream(PEOPLE, "1", "log", b"") == 4
+    storage.save_record(write("1"))
+    [record] = storage.load_records([LoadRequest(PEOPLE, "1", ("log", "other"))])
+    assert record is not None and record.streams == {"log": b"ab\x00\xff", "other": b""}
+    storage.save_record(RecordWrite(PEOPLE, "1", {"id": "1"}, {"log": b""}))
+    assert storage.delete_record(PEOPLE, "1", ["log", "other"]) == 1
+
+
+def test_iteration_reads_a_snapshot(storage: SQLiteStorage) -> None:
+    for i in range(10):
+        storage.save_record(write(f"{i:02}", {"eq:a": None}))
+    ids = storage.iter_query_ids(PEOPLE, Members("eq:a"), None, 3)
+    first = [next(ids) for _ in range(3)]
+    storage.delete_record(PEOPLE, "05", [])
+    storage.save_record(write("99", {"eq:a": None}))
+    assert first + list(ids) == [f"{i:02}" for i in range(10)]
+    assert rows(storage, "SELECT name FROM temp.sqlite_master") == []  # snapshot dropped
+
+
+def test_iter_ids_and_stored_ids_page_through_every_record(storage: SQLiteStorage) -> None:
+    storage.save_records([write(f"{i:03}") for i in range(25)])
+    assert list(storage.iter_ids(PEOPLE, 7)) == [f"{i:03}" for i in range(25)]
+    assert list(storage.iter_stored_ids(PEOPLE, 10)) == [f"{i:03}" for i in range(25)]
+    assert storage.count_records(PEOPLE) == 25
+
+
+def test_drop_index_keeps_records(storage: SQLiteStorage) -> None:
+    storage.save_record(write("1", {"eq:a": None}, {"wand": "holly"}))
+    storage.drop_index(PEOPLE)
+    assert storage.query_ids(PEOPLE, AllIds()) == ["1"]
+    assert storage.query_ids(PEOPLE, Members("eq:a")) == []
+    assert storage.read_index_entries(PEOPLE, ["1"]) == [None]
+    storage.save_record(write("2", unique={"wand": "holly"}))  # the claim went too
+
+
+def test_clear_removes_everything(storage: SQLiteStorage) -> None:
+    storage.save_record(write("1", {"eq:a": None}, {"wand": "holly"}))
+    storage.append_to_stream(PEOPLE, "1", "log", b"x")
+    storage.clear()
+    for table in ("records", "streams", "entries", "claims"):
+        assert rows(storage, f"SELECT * FROM {table}") == []
+
+
+@pytest.mark.parametrize("url", ["sqlite://:memory:", "sqlite:///{path}"])
+def test_threads_share_one_storage(url: str, path: Path) -> None:
+    store = SQLiteStorage.from_url(url.format(path=path))
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            for i in range(25):
+                store.save_record(write(f"{worker}-{i:02}", {f"eq:w{worker}": None}))
+                store.append_to_stream(PEOPLE, "shared", "log", b"x")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert store.count_records(PEOPLE) == 100
+    assert all(store.count_ids(PEOPLE, Members(f"eq:w{w}")) == 25 for w in range(4))
+    assert store.append_to_stream(PEOPLE, "shared", "log", b"") == 100
+    store.close()
+
+
+def test_a_finished_threads_connection_is_closed(path: Path) -> None:
+    store = SQLiteStorage(path)
+    store.ping()
+    threads = [threading.Thread(target=store.ping) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+        thread.join(30)
+    gc.collect()
+    assert len(store._handles) == 1  # only this thread's
+    store.close()
+    assert len(store._handles) == 0
+    store.ping()  # reopens
+    store.close()
+
+
+def test_no_statement_of_a_save_or_an_indexed_query_walks_the_collection(
+    storage: SQLiteStorage,
+) -> None:
+    """Every statement uses an index beyond the collection: no work grows with
+    the number of records (without this, SQLite may pick an index that only
+    narrows to the collection and walk all of it, making saves quadratic)."""
+    Wizard.objects.bulk_create([Wizard(name=f"w{i}", house=f"h{i % 3}", age=i) for i in range(30)])
+    conn = storage.native_client
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        harry = Wizard.create(name="Harry", house="Gryffindor", age=17, wand="holly", diary=b"x")
+        harry.age = 18
+        harry.wand = "oak"
+        harry.save()
+        harry.append_diary(b"y")
+        assert Wizard.objects.get(id=harry.id) == harry
+        assert Wizard.objects.get(wand="oak") == harry
+        assert Wizard.objects.filter(house="h1").count() == 10
+        assert len(Wizard.objects.filter(house="h1", age__gte=10)) == 7
+        assert len(Wizard.objects.filter(house__in=["h1", "h2"]).exclude(age__lt=10)) == 14
+        assert len(Wizard.objects.filter(house="h1", age__ne=1)) == 9
+        assert [w.age for w in Wizard.objects.order_by("-age")[1:3]] == [28, 27]
+        assert len(Wizard.objects.filter(name__startswith="w1")) == 11
+        assert len(Wizard.objects.get_many([harry.id])) == 1
+        assert harry.delete() == 2
+    finally:
+        conn.set_trace_callback(None)
+    walks = []
+    for sql in sorted(set(statements)):
+        if sql.split()[0].upper() in ("BEGIN", "COMMIT", "ROLLBACK"):
+            continue
+        # the traced text spells infinities "Inf", which SQL cannot read back
+        sql = re.sub(r"(?<![\w'])Inf\b", "9e999", sql)
+        for row in conn.execute("EXPLAIN QUERY PLAN " + sql):
+            detail = row[3]
+            scan = detail.startswith(
+                ("SCAN entries", "SCAN records", "SCAN claims", "SCAN streams")
+            )
+            if scan or (detail.startswith("SEARCH") and detail.endswith("(collection=?)")):
+                walks.append((sql, detail))
+    assert not walks
