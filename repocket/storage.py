@@ -50,6 +50,8 @@ __all__ = [
     "Difference",
     "Order",
     "Storage",
+    "REQUIRED_METHODS",
+    "missing_protocol_methods",
     "register_backend",
     "available_backends",
     "get_backend",
@@ -96,6 +98,9 @@ class RecordWrite:
     :param collection: the model's collection.
     :param record_id: the record's id (its primary key as text).
     :param fields: hash field name -> envelope text, for every non-stream field.
+        The model layer always writes ``str``; a value may also be ``bytes``,
+        to be stored as given (the conformance suite plants bytes that are
+        not UTF-8 this way, to check that such stored data is reported).
     :param streams: ByteStream field name -> full new content, only for the
         streams the caller changed; ``b""`` means the stream is now empty and
         its storage should be removed.  Streams not named are left untouched,
@@ -112,7 +117,7 @@ class RecordWrite:
 
     collection: Collection
     record_id: str
-    fields: Mapping[str, str]
+    fields: Mapping[str, str | bytes]
     streams: Mapping[str, bytes] = field(default_factory=dict)
     entries: frozenset[IndexEntry] = frozenset()
     unique: frozenset[UniqueClaim] = frozenset()
@@ -205,7 +210,9 @@ class Difference(Plan):
 
 @dataclass(frozen=True)
 class Order:
-    """Sort by the scores of sorted index ``name``; ties by id, ascending.
+    """Sort by the scores of sorted index ``name``; ties by id, in the same
+    direction (ascending ids for an ascending order, descending ids for a
+    descending one, as ``ZRANGE ... REV`` gives them).
 
     Every record of the collection has an entry in a sorted index that the
     query layer orders by.
@@ -371,15 +378,34 @@ class Storage(abc.ABC):
 REQUIRED_METHODS: tuple[str, ...] = tuple(sorted(Storage.__abstractmethods__))
 
 
+def missing_protocol_methods(cls: type) -> list[str]:
+    """The names of :data:`REQUIRED_METHODS` that ``cls`` does not implement
+    (absent, not callable, or still abstract), sorted."""
+    missing = []
+    for name in REQUIRED_METHODS:
+        member = getattr(cls, name, None)
+        if not (callable(member) or isinstance(member, property)) or getattr(
+                member, "__isabstractmethod__", False):
+            missing.append(name)
+    return missing
+
+
 # ---------------------------------------------------------------------------
 # Backend registry
 # ---------------------------------------------------------------------------
 
 @dataclass
 class _Entry:
-    target: str | type[Storage]
-    origin: str                      # "register_backend()" or "distribution X entry point Y"
+    target: str | type[Storage]      # as registered: a class or "package.module:Class"
+    origin: str                      # "register_backend()" or "distribution X, entry point Y"
     conflicts: list[str] = field(default_factory=list)
+    loaded: type[Storage] | None = None   # the class, once imported and checked
+
+    @property
+    def path(self) -> str:
+        if isinstance(self.target, str):
+            return self.target
+        return f"{self.target.__module__}:{self.target.__qualname__}"
 
 
 # repocket's own backends are declared as entry points too (setup.py); they
@@ -398,18 +424,34 @@ _entry_points_loaded = False
 _lock = threading.RLock()
 
 
+def _scheme(name: str) -> str:
+    # URL schemes are case-insensitive, and urlsplit() gives them in lower case.
+    return name.strip().lower()
+
+
+def _entry_point_target(ep: metadata.EntryPoint) -> str:
+    """``module:attr`` of an entry point, without the spaces or extras its
+    value may carry (``"pkg.mod : Class [extra]"``)."""
+    try:
+        return f"{ep.module}:{ep.attr}" if ep.attr else ep.module
+    except AttributeError:  # a value the entry point syntax does not allow
+        return ep.value.strip()
+
+
 def _load_entry_points() -> None:
     global _entry_points_loaded
     if _entry_points_loaded:
         return
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        scheme = _scheme(ep.name)
+        target = _entry_point_target(ep)
         dist = getattr(ep, "dist", None)
         dist_name = dist.metadata["Name"] if dist is not None else "<unknown distribution>"
         origin = f"distribution {dist_name!r}, entry point {ep.name} = {ep.value}"
-        existing = _registry.get(ep.name)
+        existing = _registry.get(scheme)
         if existing is None:
-            _registry[ep.name] = _Entry(ep.value, origin)
-        elif existing.target != ep.value and _BUILTIN.get(ep.name) != ep.value:
+            _registry[scheme] = _Entry(target, origin)
+        elif existing.target != target and _BUILTIN.get(scheme) != target:
             # Two distributions claim one scheme: refuse to guess which wins.
             existing.conflicts.append(origin)
     _entry_points_loaded = True
@@ -419,22 +461,22 @@ def register_backend(scheme: str, backend: str | type[Storage]) -> None:
     """Register a backend class (or ``"package.module:Class"``) for a URL scheme.
 
     A scheme registered here takes precedence over an entry point of the same
-    name; this is meant for applications and tests that do not package their
-    backend.
+    name (and settles a scheme that several distributions claim); this is
+    meant for applications and tests that do not package their backend.
+    Schemes are case-insensitive.
     """
     with _lock:
         _load_entry_points()
-        _registry[scheme] = _Entry(backend, "register_backend()")
+        _registry[_scheme(scheme)] = _Entry(backend, "register_backend()")
 
 
 def available_backends() -> Mapping[str, str]:
-    """A read-only view of scheme -> where its backend class comes from."""
+    """A read-only view of scheme -> the ``"package.module:Class"`` path of its
+    backend, as registered (nothing is imported)."""
     with _lock:
         _load_entry_points()
         return MappingProxyType({
-            scheme: entry.target if isinstance(entry.target, str)
-            else f"{entry.target.__module__}:{entry.target.__qualname__}"
-            for scheme, entry in sorted(_registry.items())
+            scheme: entry.path for scheme, entry in sorted(_registry.items())
         })
 
 
@@ -443,8 +485,8 @@ def _import_target(scheme: str, entry: _Entry) -> type[Storage]:
     if isinstance(obj, str):
         module_name, _, attr = obj.partition(":")
         try:
-            obj = importlib.import_module(module_name)
-            for part in attr.split(".") if attr else ():
+            obj = importlib.import_module(module_name.strip())
+            for part in attr.strip().split(".") if attr.strip() else ():
                 obj = getattr(obj, part)
         except Exception as exc:  # any failure of third-party import code
             raise BackendLoadError(
@@ -453,10 +495,7 @@ def _import_target(scheme: str, entry: _Entry) -> type[Storage]:
     if not isinstance(obj, type):
         raise BackendLoadError(f"the repocket backend for scheme {scheme!r} "
                                f"({entry.origin}) is not a class: {obj!r}")
-    missing = [name for name in REQUIRED_METHODS
-               if not (callable(getattr(obj, name, None))
-                       or isinstance(getattr(obj, name, None), property))
-               or getattr(getattr(obj, name), "__isabstractmethod__", False)]
+    missing = missing_protocol_methods(obj)
     if missing:
         raise BackendLoadError(
             f"the repocket backend for scheme {scheme!r} ({entry.origin}) does not "
@@ -474,6 +513,7 @@ def get_backend(scheme: str) -> type[Storage]:
     """
     with _lock:
         _load_entry_points()
+        scheme = _scheme(scheme)
         entry = _registry.get(scheme)
         if entry is None:
             known = ", ".join(sorted(_registry)) or "none"
@@ -484,9 +524,9 @@ def get_backend(scheme: str) -> type[Storage]:
                 f"several distributions provide a repocket backend for scheme {scheme!r}: "
                 + "; ".join([entry.origin, *entry.conflicts])
                 + ". Uninstall all but one, or call repocket.storage.register_backend().")
-        cls = _import_target(scheme, entry)
-        entry.target = cls  # cache the import
-        return cls
+        if entry.loaded is None:
+            entry.loaded = _import_target(scheme, entry)  # imported once, then cached
+        return entry.loaded
 
 
 def backend_for_url(url: str, **options: Any) -> Storage:

@@ -9,6 +9,10 @@
 # $REPOCKET_VENV; repocket is installed there with its test and docs extras,
 # because the suite also runs the documentation's examples, builds the docs
 # with Sphinx (warnings are errors) and builds and installs the wheel.
+#
+# The SQLite backend plugin (backends/repocket-sqlite) is then installed as
+# a real distribution (not editable), so that the conformance suite finds it
+# the way an application would: through its entry point metadata.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -26,4 +30,5 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e '.[test,docs]'
+"$VENV/bin/python" -m pip install --quiet ./backends/repocket-sqlite
 exec "$VENV/bin/python" -m pytest "$@"

@@ -1,9 +1,14 @@
-"""Test fixtures: every model-level test runs on each backend.
+"""Test fixtures.
 
-``storage`` is parametrized over the memory backend and the redis backend;
-the redis backend talks to a real ``redis-server`` that this session starts on
-a free loopback port.  When redis-server is missing, its tests fail if the
-``CI`` environment variable is set, and are skipped with the reason otherwise.
+The model-level tests run on every backend through the conformance suite
+(``repocket.testing.suite``, subclassed in ``test_suite_*.py``).  The
+``storage`` fixture here is for the tests of what the redis backend does
+itself (its key layout, its round trips): it is parametrized over the memory
+backend, which runs the redis backend's code on fakeredis, and the redis
+backend.  The redis backend talks to a real ``redis-server`` that this
+session starts on a free loopback port (``redis_server``).  When redis-server
+is missing, its tests fail if the ``CI`` environment variable is set, and are
+skipped with the reason otherwise.
 """
 
 from __future__ import annotations

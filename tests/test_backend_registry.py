@@ -16,7 +16,10 @@ from repocket.storage import available_backends, backend_for_url, get_backend, r
 
 @pytest.fixture(autouse=True)
 def _restore_registry(monkeypatch):
+    # Both together: entry points read into the copy must be read again into
+    # the original afterwards.
     monkeypatch.setattr(storage_module, "_registry", dict(storage_module._registry))
+    monkeypatch.setattr(storage_module, "_entry_points_loaded", storage_module._entry_points_loaded)
 
 
 def test_builtin_schemes_are_available() -> None:
@@ -83,3 +86,23 @@ def test_an_unknown_scheme_lists_the_available_ones() -> None:
 def test_a_url_without_scheme_is_refused() -> None:
     with pytest.raises(UnknownBackendError, match="no scheme"):
         backend_for_url("/var/run/redis.sock")
+
+
+def test_schemes_are_case_insensitive() -> None:
+    register_backend("MyMem", MemoryStorage)
+    assert "mymem" in available_backends()
+    assert get_backend("MYMEM") is MemoryStorage
+    assert isinstance(backend_for_url("MyMem://"), MemoryStorage)
+
+
+def test_available_backends_shows_the_registered_path_before_and_after_import() -> None:
+    module = types.ModuleType("repocket_reexporting_plugin")
+    module.Storage = MemoryStorage  # type: ignore[attr-defined]
+    register_backend("reexported", "repocket_reexporting_plugin:Storage")
+    sys.modules["repocket_reexporting_plugin"] = module
+    try:
+        assert available_backends()["reexported"] == "repocket_reexporting_plugin:Storage"
+        assert get_backend("reexported") is MemoryStorage
+        assert available_backends()["reexported"] == "repocket_reexporting_plugin:Storage"
+    finally:
+        del sys.modules["repocket_reexporting_plugin"]

@@ -418,6 +418,7 @@ class OpaqueMemoryStorage(MemoryStorage):
 
 def test_inspect_reads_other_backends_through_load_record(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(storage_module, "_registry", dict(storage_module._registry))
+    monkeypatch.setattr(storage_module, "_entry_points_loaded", storage_module._entry_points_loaded)
     register_backend("opaque", OpaqueMemoryStorage)
     url = f"opaque://test-cli-{uuid.uuid4().hex}"
     configure.from_url(url)

@@ -79,6 +79,9 @@ def test_the_wheel_holds_the_package_and_its_metadata(dist: Path) -> None:
         "repocket/py.typed",
         "repocket/cli.py",
         "repocket/testing/pytest_plugin.py",
+        "repocket/testing/suite/__init__.py",
+        "repocket/testing/suite/protocol.py",
+        "repocket/testing/models.py",
         "repocket/backends/memory.py",
     } <= names
     assert not any(name.startswith("tests/") for name in names)

@@ -1,17 +1,19 @@
-"""Regression tests for stored-data and input edge cases found in review."""
+"""Regression tests for stored-data and input edge cases found in review.
+
+The cases that need storage (ordering values the range index cannot compare,
+reading 0.0.1's JSON back from storage) are in the conformance suite's
+``StoredDataConformance``, so they run on every backend."""
 
 from __future__ import annotations
 
-import datetime
 import json
 
 import pytest
 
 from repocket import ActiveRecord, attributes, serialization
-from repocket.connections import configure
 from repocket.errors import EnvelopeError, ValidationError
 
-from .models import Everything, User
+from .models import Everything
 
 
 def envelope(type_name: str, value: object) -> str:
@@ -65,34 +67,3 @@ def test_deeply_nested_json_input_is_a_validation_error() -> None:
         deep = [deep]
     with pytest.raises(ValidationError, match="Everything.doc"):
         Everything(doc=deep)
-
-
-class Unindexed(ActiveRecord):
-    when = attributes.DateTime(index=False)
-
-
-def test_ordering_values_that_cannot_be_compared_is_a_validation_error(storage) -> None:
-    # without a range index the records are sorted in Python, which cannot
-    # compare naive and aware datetimes
-    Unindexed.create(when=datetime.datetime(2020, 1, 1))
-    Unindexed.create(when=datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc))
-    with pytest.raises(ValidationError, match=r"Unindexed\.when"):
-        list(Unindexed.objects.all().order_by("when"))
-
-
-def test_the_range_index_orders_naive_datetimes_as_if_utc(storage) -> None:
-    utc = datetime.timezone.utc
-    noon_naive = Everything.create(when=datetime.datetime(2020, 1, 1, 12))
-    eleven_aware = Everything.create(when=datetime.datetime(2020, 1, 1, 11, tzinfo=utc))
-    one_pm_aware = Everything.create(when=datetime.datetime(2020, 1, 1, 13, tzinfo=utc))
-    ordered = [record.id for record in Everything.objects.order_by("when")]
-    assert ordered == [eleven_aware.id, noon_naive.id, one_pm_aware.id]
-
-
-def test_a_record_read_from_0_0_1_json_can_be_saved_again(storage) -> None:
-    user = User.create(name="Harry")
-    configure.get_connection().hset(user.save()["hash"], "metadata",
-                                    envelope("JSON", "{u'yay': u'this is json baby!'}"))
-    loaded = User.objects.get(id=user.id)
-    loaded.save()
-    assert User.objects.get(id=user.id).metadata == {"yay": "this is json baby!"}
