@@ -358,9 +358,15 @@ class ResultSet(Generic[M]):
         yield from self._sorted(records)
 
     def __iter__(self) -> Iterator[M]:
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[M]:
+        # Decide at the first next(), not when iter() is called: list(rs)
+        # calls iter() and then len(), which loads and keeps the results.
         if self._cache is not None:
-            return iter(self._cache)
-        return self.iterator()
+            yield from self._cache
+        else:
+            yield from self.iterator()
 
     def __len__(self) -> int:
         # Loading here (not counting) makes list(result_set), which asks

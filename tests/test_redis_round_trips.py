@@ -122,3 +122,21 @@ def test_a_page_ordered_by_a_range_field_loads_only_that_page(storage) -> None:
     assert [w.age for w in page] == list(range(179, 169, -1))
     # is anything inexact (one check), the page's ids, the page's records
     assert trips.count == 3
+
+
+def test_list_of_a_result_set_reads_storage_once(storage) -> None:
+    # list() asks iter() and then len(); len() loads, and the iterator then
+    # reads what it loaded instead of querying again
+    Wizard.objects.bulk_create([Wizard(name=f"w{i}", house="Gryffindor") for i in range(30)])
+    with count_round_trips(storage) as trips:
+        found = list(Wizard.objects.filter(house="Gryffindor"))
+    assert len(found) == 30
+    assert trips.count == 2  # evaluate the query, load the matches
+
+
+def test_a_range_filter_is_one_query_and_one_load(storage) -> None:
+    Wizard.objects.bulk_create([Wizard(name=f"w{i}", age=i) for i in range(200)])
+    with count_round_trips(storage) as trips:
+        found = [w.age for w in Wizard.objects.filter(age__gte=50, age__lt=60)]
+    assert sorted(found) == list(range(50, 60))
+    assert trips.count == 2

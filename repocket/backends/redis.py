@@ -355,8 +355,13 @@ class RedisStorage(Storage):
                 pipe.zrangestore(snapshot, key, low, high, byscore=True)
                 reverse = order is not None and order.descending
             else:
-                ordered, reverse = self._ordered(pipe, collection, plan, order, temps)
-                pipe.zinterstore(snapshot, {ordered: 1})
+                # the snapshot takes the order index's scores (or 0 for id order)
+                source = self._evaluate(pipe, collection, plan, temps)
+                weights = {source: 0}
+                if order is not None:
+                    weights[collection.index_key(order.name)] = 1
+                pipe.zinterstore(snapshot, weights)
+                reverse = order is not None and order.descending
             if temps:
                 pipe.unlink(*temps)
             self._queue_take(pipe, snapshot, batch_size, reverse)
