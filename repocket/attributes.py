@@ -47,8 +47,18 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from .model import ActiveRecord
 
 __all__ = [
-    "Attribute", "Unicode", "Bytes", "Integer", "Float", "Decimal", "DateTime",
-    "UUID", "AutoUUID", "JSON", "Pointer", "ByteStream",
+    "Attribute",
+    "Unicode",
+    "Bytes",
+    "Integer",
+    "Float",
+    "Decimal",
+    "DateTime",
+    "UUID",
+    "AutoUUID",
+    "JSON",
+    "Pointer",
+    "ByteStream",
 ]
 
 _NOT_GIVEN: Any = object()
@@ -81,9 +91,14 @@ class Attribute:
         super().__init_subclass__(**kwargs)
         serialization.register_type(cls)
 
-    def __init__(self, null: bool = False, default: Any = None,
-                 encoding: str = "utf-8", index: bool | str | None = None,
-                 unique: bool = False) -> None:
+    def __init__(
+        self,
+        null: bool = False,
+        default: Any = None,
+        encoding: str = "utf-8",
+        index: bool | str | None = None,
+        unique: bool = False,
+    ) -> None:
         self.null = null
         self.default = default
         self.encoding = encoding
@@ -95,7 +110,8 @@ class Attribute:
             why = "cannot have" if "eq" not in self.supported_indexes else "turns off"
             raise RepocketActiveRecordDefinitionError(
                 f"{type(self).__name__}(unique=True) needs an equality index, "
-                f"which this field {why}")
+                f"which this field {why}"
+            )
 
     def _choose_indexes(self, index: bool | str | None) -> frozenset[str]:
         if index is None:
@@ -108,13 +124,15 @@ class Attribute:
             chosen = self.default_indexes | {index}
         else:
             raise RepocketActiveRecordDefinitionError(
-                f"index= takes None, True, False or an index kind, not {index!r}")
+                f"index= takes None, True, False or an index kind, not {index!r}"
+            )
         unsupported = chosen - self.supported_indexes
         if unsupported or not chosen:
             raise RepocketActiveRecordDefinitionError(
                 f"a {type(self).__name__} field cannot have "
                 f"{', '.join(sorted(unsupported)) or 'an'} index; it supports: "
-                f"{', '.join(sorted(self.supported_indexes)) or 'none'}")
+                f"{', '.join(sorted(self.supported_indexes)) or 'none'}"
+            )
         return frozenset(chosen)
 
     # -- descriptor protocol ------------------------------------------------
@@ -204,14 +222,20 @@ class Attribute:
                 return None
             raise ValidationError(
                 f"{model_name}.{self.name} does not accept None (declare it with null=True)",
-                model=model_name, field=self.name, value=value)
+                model=model_name,
+                field=self.name,
+                value=value,
+            )
         try:
             return self.cast(value)
         except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
             raise ValidationError(
                 f"{model_name}.{self.name} ({type(self).__name__}) cannot take "
                 f"{_short_repr(value)}: {exc}",
-                model=model_name, field=self.name, value=value) from exc
+                model=model_name,
+                field=self.name,
+                value=value,
+            ) from exc
 
     def on_save(self, value: Any) -> Any:
         """The value to store at save time; :class:`DateTime` stamps ``auto_now``."""
@@ -269,7 +293,10 @@ class Unicode(Attribute):
             except UnicodeDecodeError as exc:
                 raise ValidationError(
                     f"{model_name}.{self.name} (Unicode) cannot take {_short_repr(value)}: {exc}",
-                    model=model_name, field=self.name, value=value) from exc
+                    model=model_name,
+                    field=self.name,
+                    value=value,
+                ) from exc
         return super().clean(value, model_name)
 
     @classmethod
@@ -364,7 +391,8 @@ def _number_term(value: decimal.Decimal) -> str | None:
 def _number_score(value: decimal.Decimal | int | float) -> tuple[str, float, bool]:
     """A float score for a range index, and whether it equals the value exactly."""
     if (isinstance(value, decimal.Decimal) and value.is_nan()) or (
-            isinstance(value, float) and math.isnan(value)):
+        isinstance(value, float) and math.isnan(value)
+    ):
         return ("", -math.inf, False)  # sorts with None, matches no range lookup
     try:
         score = float(value)
@@ -373,8 +401,9 @@ def _number_score(value: decimal.Decimal | int | float) -> tuple[str, float, boo
     if math.isinf(score):
         # -inf is kept for None and NaN; infinities sort at the extremes
         return ("", _MAX_FLOAT if score > 0 else -_MAX_FLOAT, False)
-    exact = (decimal.Decimal(score) == value if isinstance(value, decimal.Decimal)
-             else score == value)
+    exact = (
+        decimal.Decimal(score) == value if isinstance(value, decimal.Decimal) else score == value
+    )
     return ("", score, exact)
 
 
@@ -405,8 +434,10 @@ class Integer(Attribute):
                 raise ValueError(f"{value!r} is not a whole number")
             limit = sys.get_int_max_str_digits()
             if limit and value.adjusted() >= limit:  # checked before int(): 1E+999999999
-                raise ValueError(f"{_short_repr(value)} has more than {limit} digits, "
-                                 f"the most an integer field stores")
+                raise ValueError(
+                    f"{_short_repr(value)} has more than {limit} digits, "
+                    f"the most an integer field stores"
+                )
             return int(value)
         if isinstance(value, (str, bytes)):
             return int(value)
@@ -432,8 +463,10 @@ def _storable_int(value: int) -> int:
         try:
             str(value)
         except ValueError:
-            raise ValueError(f"an integer of {value.bit_length()} bits has more than "
-                             f"{limit} digits, the most an integer field stores") from None
+            raise ValueError(
+                f"an integer of {value.bit_length()} bits has more than "
+                f"{limit} digits, the most an integer field stores"
+            ) from None
     return value
 
 
@@ -733,8 +766,9 @@ class Pointer(Attribute):
 
     __base_type__ = object
 
-    def __init__(self, to_model: type[ActiveRecord] | str, null: bool = False,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, to_model: type[ActiveRecord] | str, null: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(null=null, **kwargs)
         self._to_model = to_model
 
@@ -743,6 +777,7 @@ class Pointer(Attribute):
         """The target model class (resolved by name on first use if needed)."""
         if isinstance(self._to_model, str):
             from .registry import resolve_model
+
             self._to_model = resolve_model(self._to_model, near=self.owner)
         return self._to_model
 
@@ -765,8 +800,7 @@ class Pointer(Attribute):
         if isinstance(value, PendingPointer):
             return value
         if not isinstance(value, target):
-            raise TypeError(f"expected a {target.__name__} instance, "
-                            f"got {type(value).__name__}")
+            raise TypeError(f"expected a {target.__name__} instance, got {type(value).__name__}")
         return value
 
     @classmethod
@@ -792,7 +826,8 @@ class Pointer(Attribute):
         if not value._persisted:
             raise UnsavedRecordError(
                 f"{model_name}.{self.name} points to an unsaved "
-                f"{type(value).__name__} ({value!r}); save it first")
+                f"{type(value).__name__} ({value!r}); save it first"
+            )
 
 
 class PendingPointer:
@@ -810,6 +845,7 @@ class PendingPointer:
     def resolve(self, attribute: Pointer, model_name: str) -> Any:
         """Load the target record (``None`` when it no longer exists)."""
         from .manager import load_pointer
+
         return load_pointer(attribute, self.key, model_name)
 
     def __repr__(self) -> str:

@@ -250,11 +250,16 @@ def check(url: str, imports: tuple[str, ...], model_names: tuple[str, ...]) -> N
         except RepocketError as exc:
             raise click.ClickException(str(exc)) from exc
         state = "ok" if report.ok else "INCONSISTENT"
-        click.echo(f"{_label(model)}: {state}: {report.checked} checked, "
-                   f"{len(report.missing)} missing, {len(report.stale)} stale, "
-                   f"{len(report.orphans)} orphaned")
-        for kind, ids in (("missing", report.missing), ("stale", report.stale),
-                          ("orphaned", report.orphans)):
+        click.echo(
+            f"{_label(model)}: {state}: {report.checked} checked, "
+            f"{len(report.missing)} missing, {len(report.stale)} stale, "
+            f"{len(report.orphans)} orphaned"
+        )
+        for kind, ids in (
+            ("missing", report.missing),
+            ("stale", report.stale),
+            ("orphaned", report.orphans),
+        ):
             for record_id in ids[:10]:
                 click.echo(f"  {kind}: {record_id}")
             if len(ids) > 10:
@@ -293,8 +298,9 @@ def reindex(url: str, imports: tuple[str, ...], model_names: tuple[str, ...]) ->
 # ---------------------------------------------------------------------------
 
 
-def _selected_models(imports: Sequence[str], names: Sequence[str],
-                     url: str) -> list[type[ActiveRecord]]:
+def _selected_models(
+    imports: Sequence[str], names: Sequence[str], url: str
+) -> list[type[ActiveRecord]]:
     declared = _models_of(_import_modules(imports))
     if not declared:
         raise click.ClickException(f"no repocket models are declared in {', '.join(imports)}")
@@ -311,9 +317,9 @@ def _progress(model: type[ActiveRecord], verb: str) -> Any:
         estimate = model.objects.count()
     except RepocketError as exc:
         raise click.ClickException(str(exc)) from exc
-    return click.progressbar(length=max(estimate, 1), label=f"{verb} {_label(model)}",
-                             file=sys.stderr, show_pos=True)
-
+    return click.progressbar(
+        length=max(estimate, 1), label=f"{verb} {_label(model)}", file=sys.stderr, show_pos=True
+    )
 
 
 def _configure(url: str) -> Storage:

@@ -24,9 +24,11 @@ from .storage import Storage, backend_for_url, get_backend
 
 __all__ = ["configure"]
 
-_HOW_TO = ("configure it first, e.g. repocket.connections.configure.connection_pool("
-           "hostname='localhost', port=6379, db=0) for redis, or "
-           "configure.from_url('memory://') for the in-memory backend")
+_HOW_TO = (
+    "configure it first, e.g. repocket.connections.configure.connection_pool("
+    "hostname='localhost', port=6379, db=0) for redis, or "
+    "configure.from_url('memory://') for the in-memory backend"
+)
 
 
 class configure:  # noqa: N801 - the lower-case name is the documented 0.0.1 API
@@ -41,9 +43,17 @@ class configure:  # noqa: N801 - the lower-case name is the documented 0.0.1 API
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
-    def connection_pool(cls, hostname: str = "localhost", port: int = 6379, db: int = 0,
-                        *, username: str | None = None, password: str | None = None,
-                        backend: str = "redis", **options: Any) -> Storage:
+    def connection_pool(
+        cls,
+        hostname: str = "localhost",
+        port: int = 6379,
+        db: int = 0,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        backend: str = "redis",
+        **options: Any,
+    ) -> Storage:
         """sets the global connection pool.
 
         :param hostname: the redis server's host name, defaults to ``localhost``.
@@ -59,8 +69,15 @@ class configure:  # noqa: N801 - the lower-case name is the documented 0.0.1 API
         """
         backend_cls: Any = get_backend(backend)
         if backend in ("redis", "rediss"):
-            storage = backend_cls(host=hostname, port=port, db=db, username=username,
-                                  password=password, ssl=backend == "rediss", **options)
+            storage = backend_cls(
+                host=hostname,
+                port=port,
+                db=db,
+                username=username,
+                password=password,
+                ssl=backend == "rediss",
+                **options,
+            )
         else:
             storage = backend_cls.from_url(f"{backend}://", **options)
         return cls.use(storage)

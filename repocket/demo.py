@@ -66,8 +66,9 @@ def run(url: str = "memory://", echo: Callable[[str], Any] = print, keep: bool =
         email="harry@hogwards.uk",
         house_name="Gryffindor",
         password=_hash_password(b"hermione42"),
-        metadata={"known_tricks": ["Protego", "Expelliarmus",
-                                   "Wingardium Leviosa", "Expecto Patronum"]},
+        metadata={
+            "known_tricks": ["Protego", "Expelliarmus", "Wingardium Leviosa", "Expecto Patronum"]
+        },
     )
     ron = User.create(
         id="40997aa4-71fc-4ad3-b0d7-04c0fac6d6d8",
@@ -95,16 +96,21 @@ def run(url: str = "memory://", echo: Callable[[str], Any] = print, keep: bool =
     echo(f">>> [user.name for user in results]\n{[user.name for user in results]}")
 
     echo("\n# Pointers and ByteStreams")
-    project = Project.create(name="repocket", git_uri="https://github.com/gabrielfalcao/repocket",
-                             metadata={"language": "python"})
+    project = Project.create(
+        name="repocket",
+        git_uri="https://github.com/gabrielfalcao/repocket",
+        metadata={"language": "python"},
+    )
     build = Build.create(project=project, stdout=b"collecting tests\n")
     stdout_key = build.append_stdout(b"42 passed\n")
     echo(f">>> build.append_stdout(b'42 passed\\n')\n{stdout_key!r}")
     echo(f">>> GET {stdout_key}\n{connection.get(stdout_key)!r}")
     loaded = Build.objects.get(id=build.id)
     echo(f">>> Build.objects.get(id=build.id).project.name\n{loaded.project.name!r}")
-    echo(f">>> Build.objects.filter(project=project).count()\n"
-         f"{Build.objects.filter(project=project).count()}")
+    echo(
+        f">>> Build.objects.filter(project=project).count()\n"
+        f"{Build.objects.filter(project=project).count()}"
+    )
 
     if keep:
         echo("\n# --keep: leaving the demo's records in place")

@@ -53,8 +53,9 @@ class ValidationError(RepocketError, ValueError):
     facts are available as attributes for programs.
     """
 
-    def __init__(self, message: str, *, model: str | None = None,
-                 field: str | None = None, value: Any = None) -> None:
+    def __init__(
+        self, message: str, *, model: str | None = None, field: str | None = None, value: Any = None
+    ) -> None:
         super().__init__(message)
         self.model = model
         self.field = field
@@ -92,8 +93,7 @@ class EnvelopeError(RepocketError, ValueError):
     cannot read.  The message names the storage key and the field.
     """
 
-    def __init__(self, message: str, *, key: str | None = None,
-                 field: str | None = None) -> None:
+    def __init__(self, message: str, *, key: str | None = None, field: str | None = None) -> None:
         super().__init__(message)
         self.key = key
         self.field = field
@@ -115,9 +115,16 @@ class UniqueViolation(ValidationError):
     say which field and value, and ``other_id`` which record holds it.
     """
 
-    def __init__(self, message: str, *, claim: Any = None, other_id: str | None = None,
-                 model: str | None = None, field: str | None = None,
-                 value: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        claim: Any = None,
+        other_id: str | None = None,
+        model: str | None = None,
+        field: str | None = None,
+        value: Any = None,
+    ) -> None:
         super().__init__(message, model=model, field=field, value=value)
         self.claim = claim
         self.other_id = other_id

@@ -45,8 +45,18 @@ from .storage import IndexEntry, UniqueClaim
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .model import ActiveRecord
 
-__all__ = ["PREFIX_LENGTH", "MAX_TERM", "NULL_TERM", "entries_for", "eq_name", "range_name",
-           "class_name", "inexact_name", "prefix_name", "term_for"]
+__all__ = [
+    "PREFIX_LENGTH",
+    "MAX_TERM",
+    "NULL_TERM",
+    "entries_for",
+    "eq_name",
+    "range_name",
+    "class_name",
+    "inexact_name",
+    "prefix_name",
+    "term_for",
+]
 
 #: Prefixes up to this many characters get an entry of their own.
 PREFIX_LENGTH = 32
@@ -96,8 +106,9 @@ def prefix_name(field_name: str, prefix: str) -> str:
     return f"prefix:{field_name}:{_shorten(json.dumps(prefix))}"
 
 
-def entries_for(model: type[ActiveRecord], values: Mapping[str, Any]
-                ) -> tuple[frozenset[IndexEntry], frozenset[UniqueClaim]]:
+def entries_for(
+    model: type[ActiveRecord], values: Mapping[str, Any]
+) -> tuple[frozenset[IndexEntry], frozenset[UniqueClaim]]:
     """Every index entry and unique claim of a record with these values."""
     entries: set[IndexEntry] = set()
     claims: set[UniqueClaim] = set()
@@ -128,4 +139,3 @@ def entries_for(model: type[ActiveRecord], values: Mapping[str, Any]
             for length in range(1, min(len(value), PREFIX_LENGTH) + 1):
                 entries.add(IndexEntry(prefix_name(name, value[:length])))
     return frozenset(entries), frozenset(claims)
-

@@ -89,8 +89,10 @@ class Collection:
     @property
     def meta_patterns(self) -> tuple[str, str]:
         """Glob patterns matching every meta key of this collection."""
-        return (f"{META_PREFIX}*:{self.module}:{self.name}",
-                f"{META_PREFIX}*:{self.module}:{self.name}:*")
+        return (
+            f"{META_PREFIX}*:{self.module}:{self.name}",
+            f"{META_PREFIX}*:{self.module}:{self.name}:*",
+        )
 
     @property
     def record_pattern(self) -> str:
@@ -105,6 +107,7 @@ def parse_record_key(key: str) -> tuple[Collection, str]:
     """
     parts = key.split(":")
     if len(parts) != 4 or parts[0] != PREFIX or not all(parts[1:]):
-        raise EnvelopeError(f"{key!r} is not a repocket record key "
-                            f"(expected '{PREFIX}:<module>:<Model>:<id>')")
+        raise EnvelopeError(
+            f"{key!r} is not a repocket record key (expected '{PREFIX}:<module>:<Model>:<id>')"
+        )
     return Collection(parts[1], parts[2]), parts[3]

@@ -53,8 +53,9 @@ class ManagerDescriptor:
 
     def __get__(self, instance: Any, owner: type[M]) -> Manager[M]:
         if instance is not None:
-            raise AttributeError(f"objects is reachable from the {owner.__name__} class, "
-                                 f"not from its instances")
+            raise AttributeError(
+                f"objects is reachable from the {owner.__name__} class, not from its instances"
+            )
         if owner is Manager.model_base:
             raise AttributeError("ActiveRecord itself has no records; use a model class")
         return Manager(owner)
@@ -108,14 +109,15 @@ class Manager(Generic[M]):
         """
         model = self.model
         if not kwargs:
-            raise errors.ValidationError(f"{model.__name__}.objects.get() needs a lookup, "
-                                         f"e.g. get(id=...)", model=model.__name__)
+            raise errors.ValidationError(
+                f"{model.__name__}.objects.get() needs a lookup, e.g. get(id=...)",
+                model=model.__name__,
+            )
         lookups = parse_lookups(model, kwargs)
         pk = model._primary_key
         direct = next((lk for lk in lookups if lk.field == pk and lk.op == "eq"), None)
         if direct is not None:
-            found = (load_many(model, [str(direct.value)])[0]
-                     if direct.value is not None else None)
+            found = load_many(model, [str(direct.value)])[0] if direct.value is not None else None
             if found is not None and _matches_all(found, lookups):
                 return found
             raise model.DoesNotExist(f"no {model.__name__} matches {_describe(kwargs)}")
@@ -124,7 +126,8 @@ class Manager(Generic[M]):
             raise model.DoesNotExist(f"no {model.__name__} matches {_describe(kwargs)}")
         if len(results) > 1:
             raise model.MultipleObjectsReturned(
-                f"more than one {model.__name__} matches {_describe(kwargs)}")
+                f"more than one {model.__name__} matches {_describe(kwargs)}"
+            )
         return results[0]
 
     def get_many(self, ids: Iterable[Any]) -> list[M | None]:
@@ -137,7 +140,7 @@ class Manager(Generic[M]):
         keys = [str(pk_field.clean(value, self.model.__name__)) for value in ids]
         found: list[M | None] = []
         for start in range(0, len(keys), ResultSet.batch_size):
-            found.extend(load_many(self.model, keys[start:start + ResultSet.batch_size]))
+            found.extend(load_many(self.model, keys[start : start + ResultSet.batch_size]))
         return found
 
     def all(self) -> ResultSet[M]:
@@ -190,19 +193,20 @@ class Manager(Generic[M]):
         prepared = [record._prepare_save() for record in records]
         storage = configure.storage()
         for start in range(0, len(records), size):
-            chunk = prepared[start:start + size]
+            chunk = prepared[start : start + size]
             try:
                 storage.save_records([write for write, _ in chunk])
             except errors.UniqueViolation as exc:
                 raise records[0]._unique_violation(exc, dict(chunk[0][1])) from exc
-            for record, (_, values) in zip(records[start:start + size], chunk, strict=True):
+            for record, (_, values) in zip(records[start : start + size], chunk, strict=True):
                 record._saved(values)
         return records
 
     # -- index maintenance ----------------------------------------------------------
 
-    def reindex(self, batch_size: int = 500,
-                progress: Callable[[int], object] | None = None) -> int:
+    def reindex(
+        self, batch_size: int = 500, progress: Callable[[int], object] | None = None
+    ) -> int:
         """Rebuild the model's index data from its stored records.
 
         For records written before an index existed (or by repocket 0.0.1).
@@ -229,8 +233,9 @@ class Manager(Generic[M]):
                 progress(len(fresh))
         return indexed
 
-    def check(self, batch_size: int = 500,
-              progress: Callable[[int], object] | None = None) -> IndexReport:
+    def check(
+        self, batch_size: int = 500, progress: Callable[[int], object] | None = None
+    ) -> IndexReport:
         """Compare the model's index data with its stored records; change nothing.
 
         :param progress: called with the number of records of each batch done.
@@ -244,7 +249,8 @@ class Manager(Generic[M]):
             stored.update(fresh)
             records = [r for r in load_many(model, fresh, with_pointers=False) if r is not None]
             remembered = storage.read_index_entries(
-                model._collection, [str(r._values[model._primary_key]) for r in records])
+                model._collection, [str(r._values[model._primary_key]) for r in records]
+            )
             for record, terms in zip(records, remembered, strict=True):
                 report.checked += 1
                 record_id = str(record._values[model._primary_key])
@@ -274,9 +280,13 @@ class ResultSet(Generic[M]):
     #: how many ids are read (and records loaded) per round trip.
     batch_size: ClassVar[int] = 500
 
-    def __init__(self, model: type[M], lookups: tuple[Lookup, ...] = (),
-                 excludes: tuple[tuple[Lookup, ...], ...] = (),
-                 ordering: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        model: type[M],
+        lookups: tuple[Lookup, ...] = (),
+        excludes: tuple[tuple[Lookup, ...], ...] = (),
+        ordering: tuple[str, ...] = (),
+    ) -> None:
         self.model = model
         self._lookups = lookups
         self._excludes = excludes
@@ -288,13 +298,21 @@ class ResultSet(Generic[M]):
 
     def filter(self, **kwargs: Any) -> ResultSet[M]:
         """A new result set with more lookups (all must hold)."""
-        return ResultSet(self.model, self._lookups + parse_lookups(self.model, kwargs),
-                         self._excludes, self._ordering)
+        return ResultSet(
+            self.model,
+            self._lookups + parse_lookups(self.model, kwargs),
+            self._excludes,
+            self._ordering,
+        )
 
     def exclude(self, **kwargs: Any) -> ResultSet[M]:
         """A new result set without the records matching all these lookups."""
-        return ResultSet(self.model, self._lookups,
-                         (*self._excludes, parse_lookups(self.model, kwargs)), self._ordering)
+        return ResultSet(
+            self.model,
+            self._lookups,
+            (*self._excludes, parse_lookups(self.model, kwargs)),
+            self._ordering,
+        )
 
     def order_by(self, *fields: str) -> ResultSet[M]:
         """A new result set sorted by the given fields, ``"-name"`` for descending.
@@ -401,8 +419,9 @@ class ResultSet(Generic[M]):
 
     def __repr__(self) -> str:
         parts = [_lookup_text(lk) for lk in self._lookups]
-        parts += [f"exclude({', '.join(_lookup_text(lk) for lk in group)})"
-                  for group in self._excludes]
+        parts += [
+            f"exclude({', '.join(_lookup_text(lk) for lk in group)})" for group in self._excludes
+        ]
         ordering = f" order_by {', '.join(self._ordering)}" if self._ordering else ""
         return f"<ResultSet of {self.model.__name__} where {', '.join(parts) or 'all'}{ordering}>"
 
@@ -418,8 +437,10 @@ class ResultSet(Generic[M]):
         if not compiled.exact:
             return False
         fields = set(compiled.inexact_fields) | set(extra)
-        return all(storage.count_ids(self.model._collection, Members(inexact_name(name))) == 0
-                   for name in sorted(fields))
+        return all(
+            storage.count_ids(self.model._collection, Members(inexact_name(name))) == 0
+            for name in sorted(fields)
+        )
 
     def _server_order(self, storage: Storage, compiled: Compiled) -> Order | None:
         """The storage-side ordering, when one range-indexed field orders exactly."""
@@ -448,8 +469,9 @@ class ResultSet(Generic[M]):
             return self._load_verified(ids)
         return list(itertools.islice(self.iterator(), start, stop))
 
-    def _verified(self, storage: Storage, plan: Plan, order: Order | None,
-                  batch_size: int | None = None) -> Iterator[M]:
+    def _verified(
+        self, storage: Storage, plan: Plan, order: Order | None, batch_size: int | None = None
+    ) -> Iterator[M]:
         """Load the plan's records in batches; keep those matching every lookup."""
         size = batch_size or self.batch_size
         ids = storage.iter_query_ids(self.model._collection, plan, order, size)
@@ -458,8 +480,7 @@ class ResultSet(Generic[M]):
 
     def _load_verified(self, ids: Sequence[str]) -> list[M]:
         loaded = load_many(self.model, ids, with_pointers=False)
-        matches = [record for record in loaded
-                   if record is not None and self._matches(record)]
+        matches = [record for record in loaded if record is not None and self._matches(record)]
         resolve_pointers(matches)
         return matches
 
@@ -472,8 +493,10 @@ class ResultSet(Generic[M]):
         pk = self.model._primary_key
         # ties come by id, in the direction of the first sort field (as the
         # storage orders them when it sorts)
-        records.sort(key=lambda record: str(record._values[pk]),
-                     reverse=bool(self._ordering) and self._ordering[0].startswith("-"))
+        records.sort(
+            key=lambda record: str(record._values[pk]),
+            reverse=bool(self._ordering) and self._ordering[0].startswith("-"),
+        )
         for spec in reversed(self._ordering):
             descending = spec.startswith("-")
             name = spec[1:] if descending else spec
@@ -482,7 +505,9 @@ class ResultSet(Generic[M]):
             except TypeError as exc:
                 raise errors.ValidationError(
                     f"cannot order by {self.model.__name__}.{name}: {exc}",
-                    model=self.model.__name__, field=name) from exc
+                    model=self.model.__name__,
+                    field=name,
+                ) from exc
         return records
 
 
@@ -506,8 +531,8 @@ def _batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
 # Loading
 # ---------------------------------------------------------------------------
 
-def load_many(model: type[M], ids: Sequence[str], *,
-              with_pointers: bool = True) -> list[M | None]:
+
+def load_many(model: type[M], ids: Sequence[str], *, with_pointers: bool = True) -> list[M | None]:
     """Load records of ``model`` by id in one round trip (``None`` for missing ones).
 
     With ``with_pointers`` their Pointer fields are then loaded in one
@@ -515,7 +540,8 @@ def load_many(model: type[M], ids: Sequence[str], *,
     """
     storage = configure.storage()
     stored = storage.load_records(
-        [LoadRequest(model._collection, record_id, model._stream_fields) for record_id in ids])
+        [LoadRequest(model._collection, record_id, model._stream_fields) for record_id in ids]
+    )
     records = [model._from_stored(item) if item is not None else None for item in stored]
     if with_pointers:
         resolve_pointers([r for r in records if r is not None])
@@ -564,13 +590,15 @@ def load_pointer(field: Pointer, key: str, model_name: str) -> Any:
 
 
 def _warn_dangling(model_name: str, field_name: str, key: str) -> None:
-    logger.warning("%s.%s points to %s, which no longer exists; loaded as None",
-                   model_name, field_name, key)
+    logger.warning(
+        "%s.%s points to %s, which no longer exists; loaded as None", model_name, field_name, key
+    )
 
 
 # ---------------------------------------------------------------------------
 # Comparing values (shared with ActiveRecord.matches)
 # ---------------------------------------------------------------------------
+
 
 def pointer_key(value: Any) -> str | None:
     """The record key a pointer value names (``None`` for no target)."""
@@ -596,7 +624,9 @@ def expected_pointer_key(field: Pointer, expected: Any) -> str | None:
         raise errors.ValidationError(
             f"{field.owner.__name__ if field.owner else '?'}.{field.name} is matched by a "
             f"{field.to_model.__name__}, its id or its key, not {expected!r}",
-            field=field.name, value=expected) from exc
+            field=field.name,
+            value=expected,
+        ) from exc
 
 
 def field_matches_raw(field: Attribute, actual: Any, expected: Any, model_name: str) -> bool:
@@ -623,6 +653,7 @@ def _sort_key(field: Attribute, name: str) -> Any:
             value = None  # NaN sorts with None, as in the range index
         # None sorts first; the flag keeps None from being compared to values.
         return (False, 0) if value is None else (True, value)
+
     return key
 
 

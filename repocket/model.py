@@ -37,17 +37,26 @@ __all__ = ["ActiveRecord", "ActiveRecordMeta"]
 T = TypeVar("T", bound="ActiveRecord")
 
 # Names of the model API; a field with one of these names would hide it.
-_RESERVED = frozenset({
-    "save", "delete", "create", "matches", "to_dict", "objects",
-    "DoesNotExist", "MultipleObjectsReturned",
-})
+_RESERVED = frozenset(
+    {
+        "save",
+        "delete",
+        "create",
+        "matches",
+        "to_dict",
+        "objects",
+        "DoesNotExist",
+        "MultipleObjectsReturned",
+    }
+)
 
 
 class ActiveRecordMeta(type):
     """Builds model classes: collects fields and wires up the per-model API."""
 
-    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any],
-                **kwargs: Any) -> ActiveRecordMeta:
+    def __new__(
+        mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
+    ) -> ActiveRecordMeta:
         cls = super().__new__(mcs, name, bases, namespace, **kwargs)
         if not any(isinstance(base, ActiveRecordMeta) for base in bases):
             return cls  # ActiveRecord itself declares no fields
@@ -60,18 +69,21 @@ class ActiveRecordMeta(type):
                 fields[attr_name] = value
         mcs._check_names(name, fields)
 
-        primary = [field_name for field_name, field in fields.items()
-                   if isinstance(field, AutoUUID)]
+        primary = [
+            field_name for field_name, field in fields.items() if isinstance(field, AutoUUID)
+        ]
         if len(primary) > 1:
             raise errors.RepocketActiveRecordDefinitionError(
                 f"{name} declares more than one AutoUUID ({', '.join(primary)}); "
-                f"a model has exactly one primary key")
+                f"a model has exactly one primary key"
+            )
         if not primary:
             if "id" in fields:
                 raise errors.RepocketActiveRecordDefinitionError(
                     f"{name}.id is a {type(fields['id']).__name__}, but a model without "
                     f"an AutoUUID gets an implicit 'id = AutoUUID()'; declare "
-                    f"id = attributes.AutoUUID() or rename the field")
+                    f"id = attributes.AutoUUID() or rename the field"
+                )
             implicit = AutoUUID()
             implicit.__set_name__(cls, "id")
             type.__setattr__(cls, "id", implicit)
@@ -87,7 +99,8 @@ class ActiveRecordMeta(type):
 
         model.DoesNotExist = mcs._error_class(cls, bases, "DoesNotExist", errors.DoesNotExist)
         model.MultipleObjectsReturned = mcs._error_class(
-            cls, bases, "MultipleObjectsReturned", errors.MultipleObjectsReturned)
+            cls, bases, "MultipleObjectsReturned", errors.MultipleObjectsReturned
+        )
 
         for stream in model._stream_fields:
             method_name = f"append_{stream}"
@@ -103,19 +116,32 @@ class ActiveRecordMeta(type):
             if field_name.startswith("_") or field_name in _RESERVED:
                 raise errors.RepocketActiveRecordDefinitionError(
                     f"{model_name}.{field_name}: field names may not start with '_' "
-                    f"or be one of {', '.join(sorted(_RESERVED))}")
+                    f"or be one of {', '.join(sorted(_RESERVED))}"
+                )
 
     @staticmethod
-    def _error_class(cls: type, bases: tuple[type, ...], attr: str,
-                     root: type[Exception]) -> type[Exception]:
-        parent = next((getattr(base, attr) for base in bases
-                       if isinstance(base, ActiveRecordMeta) and hasattr(base, attr)), root)
-        return type(attr, (parent,), {
-            "__module__": cls.__module__,
-            "__qualname__": f"{cls.__qualname__}.{attr}",
-            "__doc__": f"No {cls.__name__} record matches the lookup."
-            if attr == "DoesNotExist" else f"Several {cls.__name__} records match the lookup.",
-        })
+    def _error_class(
+        cls: type, bases: tuple[type, ...], attr: str, root: type[Exception]
+    ) -> type[Exception]:
+        parent = next(
+            (
+                getattr(base, attr)
+                for base in bases
+                if isinstance(base, ActiveRecordMeta) and hasattr(base, attr)
+            ),
+            root,
+        )
+        return type(
+            attr,
+            (parent,),
+            {
+                "__module__": cls.__module__,
+                "__qualname__": f"{cls.__qualname__}.{attr}",
+                "__doc__": f"No {cls.__name__} record matches the lookup."
+                if attr == "DoesNotExist"
+                else f"Several {cls.__name__} records match the lookup.",
+            },
+        )
 
 
 def _make_appender(field_name: str) -> Callable[[ActiveRecord, Any], str]:
@@ -123,8 +149,10 @@ def _make_appender(field_name: str) -> Callable[[ActiveRecord, Any], str]:
         return self._append_to_stream(field_name, data)
 
     append.__name__ = f"append_{field_name}"
-    append.__doc__ = (f"Append bytes to the ``{field_name}`` ByteStream in storage (one APPEND) "
-                      f"and to this instance; returns the stream's key.")
+    append.__doc__ = (
+        f"Append bytes to the ``{field_name}`` ByteStream in storage (one APPEND) "
+        f"and to this instance; returns the stream's key."
+    )
     return append
 
 
@@ -176,7 +204,10 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
             raise errors.UnknownFieldError(
                 f"{cls.__name__} has no field {', '.join(map(repr, unknown))}; "
                 f"its fields are: {', '.join(cls._fields)}",
-                model=cls.__name__, field=unknown[0], value=kw[unknown[0]])
+                model=cls.__name__,
+                field=unknown[0],
+                value=kw[unknown[0]],
+            )
         self._values: dict[str, Any] = {}
         self._dirty_streams: set[str] = set()
         self._persisted = False
@@ -241,13 +272,14 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         record_id = str(values[cls._primary_key])
         encoded = {
             name: serialization.dumps(field, values[name])
-            for name, field in cls._fields.items() if name not in cls._stream_fields
+            for name, field in cls._fields.items()
+            if name not in cls._stream_fields
         }
-        streams = {name: values[name] for name in cls._stream_fields
-                   if name in self._dirty_streams}
+        streams = {name: values[name] for name in cls._stream_fields if name in self._dirty_streams}
         entries, claims = entries_for(cls, values)
-        return RecordWrite(cls._collection, record_id, encoded, streams, entries, claims,
-                           new=new), values
+        return RecordWrite(
+            cls._collection, record_id, encoded, streams, entries, claims, new=new
+        ), values
 
     def _saved(self, values: dict[str, Any]) -> None:
         self._values = values
@@ -258,18 +290,25 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         """A write of this loaded record's index data alone (for reindexing)."""
         cls = type(self)
         entries, claims = entries_for(cls, self._values)
-        return RecordWrite(cls._collection, str(self._values[cls._primary_key]), {}, {},
-                           entries, claims, new=True)
+        return RecordWrite(
+            cls._collection, str(self._values[cls._primary_key]), {}, {}, entries, claims, new=True
+        )
 
-    def _unique_violation(self, exc: errors.UniqueViolation,
-                          values: dict[str, Any]) -> errors.UniqueViolation:
+    def _unique_violation(
+        self, exc: errors.UniqueViolation, values: dict[str, Any]
+    ) -> errors.UniqueViolation:
         cls = type(self)
         name = exc.field or ""
         value = values.get(name)
         return errors.UniqueViolation(
             f"{cls.__name__}.{name} must be unique: {_repr(value)} is already held by "
             f"{cls.__name__} {exc.other_id}; nothing was written",
-            claim=exc.claim, other_id=exc.other_id, model=cls.__name__, field=name, value=value)
+            claim=exc.claim,
+            other_id=exc.other_id,
+            model=cls.__name__,
+            field=name,
+            value=value,
+        )
 
     def delete(self) -> int:
         """Deletes all the storage keys used by this record.
@@ -291,11 +330,13 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         chunk = field.clean(data, cls.__name__)
         if not self._persisted:
             raise errors.UnsavedRecordError(
-                f"{cls.__name__}.append_{name}() needs a saved record; call save() first")
+                f"{cls.__name__}.append_{name}() needs a saved record; call save() first"
+            )
         if name in self._dirty_streams:
             raise errors.UnsavedRecordError(
                 f"{cls.__name__}.{name} was changed since the last save; "
-                f"call save() before append_{name}()")
+                f"call save() before append_{name}()"
+            )
         storage = configure.storage()
         record_id = str(self._values[cls._primary_key])
         length = storage.append_to_stream(cls._collection, record_id, name, chunk)
@@ -333,8 +374,10 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
             UTF-8 text, or base64 when not valid UTF-8; a pointer as its
             target's key); ``False`` gives each field's full envelope object.
         """
-        return {name: field.to_python(self._values[name], simple=simple)
-                for name, field in type(self)._fields.items()}
+        return {
+            name: field.to_python(self._values[name], simple=simple)
+            for name, field in type(self)._fields.items()
+        }
 
     def __getitem__(self, name: str) -> Any:
         type(self)._field(name)
@@ -370,14 +413,17 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
             return cls._fields[name]
         except KeyError:
             raise errors.UnknownFieldError(
-                f"{cls.__name__} has no field {name!r}; its fields are: "
-                f"{', '.join(cls._fields)}", model=cls.__name__, field=name) from None
+                f"{cls.__name__} has no field {name!r}; its fields are: {', '.join(cls._fields)}",
+                model=cls.__name__,
+                field=name,
+            ) from None
 
     def _record_key(self) -> str:
         pk = self._values[type(self)._primary_key]
         if pk is None:
             raise errors.UnsavedRecordError(
-                f"this {type(self).__name__} has no id yet; save it first")
+                f"this {type(self).__name__} has no id yet; save it first"
+            )
         return type(self)._collection.record_key(str(pk))
 
     def _keys(self) -> dict[str, Any]:
@@ -385,8 +431,11 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         record_id = str(self._values[cls._primary_key])
         return {
             "hash": cls._collection.record_key(record_id),
-            "strings": {name: cls._collection.stream_key(record_id, name)
-                        for name in cls._stream_fields if self._values[name]},
+            "strings": {
+                name: cls._collection.stream_key(record_id, name)
+                for name in cls._stream_fields
+                if self._values[name]
+            },
         }
 
     def _stored_form(self) -> dict[str, Any]:
@@ -430,15 +479,20 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
 
 def _pending_pointer(field: Pointer, key: str, holder_key: str, name: str) -> PendingPointer:
     from .keys import parse_record_key
+
     try:
         collection, _ = parse_record_key(key)
     except errors.EnvelopeError as exc:
-        raise errors.EnvelopeError(f"field {name!r} of {holder_key!r}: {exc}",
-                                   key=holder_key, field=name) from None
+        raise errors.EnvelopeError(
+            f"field {name!r} of {holder_key!r}: {exc}", key=holder_key, field=name
+        ) from None
     if collection != field.to_model._collection:
         raise errors.EnvelopeError(
             f"field {name!r} of {holder_key!r} points to {key!r}, which is not a "
-            f"{field.to_model.__name__} record", key=holder_key, field=name)
+            f"{field.to_model.__name__} record",
+            key=holder_key,
+            field=name,
+        )
     return PendingPointer(key)
 
 

@@ -103,25 +103,44 @@ def _parse_one(model: type[ActiveRecord], key: str, value: Any) -> Lookup:
             raise errors.UnknownFieldError(
                 f"{model.__name__} has no field {key!r} and {op!r} is not a lookup; "
                 f"lookups are: {', '.join(sorted(OPS - {'eq'}))}",
-                model=model.__name__, field=key, value=value)
+                model=model.__name__,
+                field=key,
+                value=value,
+            )
     attribute = model._field(name)
     label = f"{model.__name__}.{name}"
     if op in RANGE_OPS and "range" not in attribute.supported_indexes:
         raise errors.ValidationError(
             f"{label} is a {type(attribute).__name__} field; __{op} applies to Integer, "
-            f"Float, Decimal and DateTime fields", model=model.__name__, field=name, value=value)
+            f"Float, Decimal and DateTime fields",
+            model=model.__name__,
+            field=name,
+            value=value,
+        )
     if op == "startswith" and not isinstance(attribute, Unicode):
-        raise errors.ValidationError(f"{label}: __startswith applies to Unicode fields",
-                                     model=model.__name__, field=name, value=value)
+        raise errors.ValidationError(
+            f"{label}: __startswith applies to Unicode fields",
+            model=model.__name__,
+            field=name,
+            value=value,
+        )
     if op == "in":
         if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-            raise errors.ValidationError(f"{label}__in takes a list of values, not {value!r}",
-                                         model=model.__name__, field=name, value=value)
+            raise errors.ValidationError(
+                f"{label}__in takes a list of values, not {value!r}",
+                model=model.__name__,
+                field=name,
+                value=value,
+            )
         prepared: Any = tuple(_prepare(model, attribute, item) for item in value)
     elif op in RANGE_OPS or op == "startswith":
         if value is None:
-            raise errors.ValidationError(f"{label}__{op} needs a value, not None",
-                                         model=model.__name__, field=name, value=value)
+            raise errors.ValidationError(
+                f"{label}__{op} needs a value, not None",
+                model=model.__name__,
+                field=name,
+                value=value,
+            )
         prepared = _prepare(model, attribute, value)
     else:
         prepared = _prepare(model, attribute, value)
@@ -141,6 +160,7 @@ def _prepare(model: type[ActiveRecord], attribute: Attribute, value: Any) -> Any
 # ---------------------------------------------------------------------------
 # checking loaded records
 # ---------------------------------------------------------------------------
+
 
 def lookup_matches(attribute: Attribute, actual: Any, lookup: Lookup) -> bool:
     """Whether a loaded value satisfies a lookup (Python's comparison rules)."""
@@ -162,7 +182,8 @@ def lookup_matches(attribute: Attribute, actual: Any, lookup: Lookup) -> bool:
     if actual is None or _is_nan(actual) or _is_nan(expected):
         return False
     if isinstance(actual, datetime.datetime) and (
-            (actual.utcoffset() is None) != (expected.utcoffset() is None)):
+        (actual.utcoffset() is None) != (expected.utcoffset() is None)
+    ):
         return False
     try:
         if op == "gt":
@@ -193,17 +214,24 @@ def _is_nan(value: Any) -> bool:
 # compiling to plans
 # ---------------------------------------------------------------------------
 
-def compile_lookups(model: type[ActiveRecord], lookups: tuple[Lookup, ...],
-                    excludes: tuple[tuple[Lookup, ...], ...] = ()) -> Compiled:
+
+def compile_lookups(
+    model: type[ActiveRecord],
+    lookups: tuple[Lookup, ...],
+    excludes: tuple[tuple[Lookup, ...], ...] = (),
+) -> Compiled:
     """The plans of ``filter(*lookups)`` minus each ``exclude(*group)``."""
     strict, exact, inexact = _compile(model, lookups, excludes, loose=False)
     loose, _, _ = _compile(model, lookups, excludes, loose=True)
     return Compiled(strict, loose, exact, frozenset(inexact))
 
 
-def _compile(model: type[ActiveRecord], lookups: tuple[Lookup, ...],
-             excludes: tuple[tuple[Lookup, ...], ...], loose: bool
-             ) -> tuple[Plan, bool, set[str]]:
+def _compile(
+    model: type[ActiveRecord],
+    lookups: tuple[Lookup, ...],
+    excludes: tuple[tuple[Lookup, ...], ...],
+    loose: bool,
+) -> tuple[Plan, bool, set[str]]:
     parts: list[Plan] = []
     exact = True
     inexact: set[str] = set()
@@ -267,8 +295,9 @@ def _tightest(a: ScoreRange, b: ScoreRange) -> ScoreRange:
     return ScoreRange(a.name, low, high, low_open, not high_open)
 
 
-def _compile_one(model: type[ActiveRecord], lookup: Lookup,
-                 loose: bool) -> tuple[Plan, bool, str | None]:
+def _compile_one(
+    model: type[ActiveRecord], lookup: Lookup, loose: bool
+) -> tuple[Plan, bool, str | None]:
     """``(plan, exact, field whose inexact entry must be empty for exactness)``.
 
     A ``loose`` range plan keeps the records whose score equals the bound's:
@@ -316,4 +345,3 @@ def _compile_one(model: type[ActiveRecord], lookup: Lookup,
 def _eq_plan(attribute: Attribute, name: str, value: Any) -> Plan:
     term = term_for(attribute, value)
     return _NOTHING if term is None else Members(eq_name(name, term))
-

@@ -61,5 +61,6 @@ def resolve_model(name: str, near: type | None = None) -> type[ActiveRecord]:
             raise RepocketActiveRecordDefinitionError(
                 f"pointer target {name!r} is ambiguous: "
                 + ", ".join(sorted(f"{m.__module__}.{m.__name__}" for m in matches))
-                + "; use the dotted name")
+                + "; use the dotted name"
+            )
     raise RepocketActiveRecordDefinitionError(f"no model named {name!r} has been declared")

@@ -32,8 +32,15 @@ from .errors import EnvelopeError
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .attributes import Attribute
 
-__all__ = ["register_type", "registered_types", "envelope", "dumps", "loads",
-           "decode_envelope", "BASE64"]
+__all__ = [
+    "register_type",
+    "registered_types",
+    "envelope",
+    "dumps",
+    "loads",
+    "decode_envelope",
+    "BASE64",
+]
 
 BASE64 = "base64"
 
@@ -83,8 +90,9 @@ def dumps(attribute: Attribute, value: Any) -> str:
     return _ENCODER.encode(envelope(attribute, value))
 
 
-def decode_envelope(text: str | bytes, *, key: str | None = None,
-                    field: str | None = None) -> tuple[type[Attribute], Any]:
+def decode_envelope(
+    text: str | bytes, *, key: str | None = None, field: str | None = None
+) -> tuple[type[Attribute], Any]:
     """Parse envelope text into ``(attribute class, JSON-safe value)``.
 
     A base64-marked value is returned as ``bytes``.
@@ -98,34 +106,52 @@ def decode_envelope(text: str | bytes, *, key: str | None = None,
             text = bytes(text).decode("utf-8")
         data = json.loads(text)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # too deep: hostile
-        raise EnvelopeError(f"{where} does not hold a repocket envelope: "
-                            f"{_preview(text)} ({exc})", key=key, field=field) from exc
-    if (not isinstance(data, dict) or not isinstance(data.get("type"), str)
-            or not isinstance(data.get("module"), str) or "value" not in data):
-        raise EnvelopeError(f"{where} does not hold a repocket envelope "
-                            f"(a JSON object with 'type', 'value' and 'module'): "
-                            f"{_preview(text)}", key=key, field=field)
+        raise EnvelopeError(
+            f"{where} does not hold a repocket envelope: {_preview(text)} ({exc})",
+            key=key,
+            field=field,
+        ) from exc
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("type"), str)
+        or not isinstance(data.get("module"), str)
+        or "value" not in data
+    ):
+        raise EnvelopeError(
+            f"{where} does not hold a repocket envelope "
+            f"(a JSON object with 'type', 'value' and 'module'): "
+            f"{_preview(text)}",
+            key=key,
+            field=field,
+        )
     cls = _types.get((data["module"], data["type"]))
     if cls is None:
-        raise EnvelopeError(f"{where} names an unknown attribute type "
-                            f"{data['module']}.{data['type']}; repocket never imports "
-                            f"modules named in stored data", key=key, field=field)
+        raise EnvelopeError(
+            f"{where} names an unknown attribute type "
+            f"{data['module']}.{data['type']}; repocket never imports "
+            f"modules named in stored data",
+            key=key,
+            field=field,
+        )
     value = data["value"]
     encoding = data.get("encoding")
     if encoding is not None:
         if encoding != BASE64 or not isinstance(value, str):
-            raise EnvelopeError(f"{where} has an unsupported value encoding {encoding!r}",
-                                key=key, field=field)
+            raise EnvelopeError(
+                f"{where} has an unsupported value encoding {encoding!r}", key=key, field=field
+            )
         try:
             value = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise EnvelopeError(f"{where} holds invalid base64: {_preview(value)}",
-                                key=key, field=field) from exc
+            raise EnvelopeError(
+                f"{where} holds invalid base64: {_preview(value)}", key=key, field=field
+            ) from exc
     return cls, value
 
 
-def loads(attribute: Attribute, text: str | bytes, *, key: str | None = None,
-          field: str | None = None) -> Any:
+def loads(
+    attribute: Attribute, text: str | bytes, *, key: str | None = None, field: str | None = None
+) -> Any:
     """Decode envelope text stored for ``attribute`` into a Python value.
 
     The envelope's own type reads its value; when the field's declared type
@@ -143,9 +169,12 @@ def loads(attribute: Attribute, text: str | bytes, *, key: str | None = None,
             value = attribute.cast(value)
     except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
         where = f"field {field!r} of {key!r}" if key else f"field {field!r}"
-        raise EnvelopeError(f"{where} holds an envelope of type {cls.__name__} whose value "
-                            f"{_preview(json_value)} cannot be read: {exc}",
-                            key=key, field=field) from exc
+        raise EnvelopeError(
+            f"{where} holds an envelope of type {cls.__name__} whose value "
+            f"{_preview(json_value)} cannot be read: {exc}",
+            key=key,
+            field=field,
+        ) from exc
     return value
 
 

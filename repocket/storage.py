@@ -65,6 +65,7 @@ ENTRY_POINT_GROUP = "repocket.backends"
 # Values that cross the seam
 # ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, order=True)
 class IndexEntry:
     """One entry a record has in its collection's index data.
@@ -153,6 +154,7 @@ class StoredRecord:
 # evaluates the tree over its index data and returns ids.  Every node denotes
 # a set of record ids of one collection.
 
+
 class Plan:
     """Base class of query plan nodes."""
 
@@ -226,6 +228,7 @@ class Order:
 # The protocol
 # ---------------------------------------------------------------------------
 
+
 class Storage(abc.ABC):
     """What a repocket backend implements.
 
@@ -269,8 +272,7 @@ class Storage(abc.ABC):
         """
 
     @abc.abstractmethod
-    def delete_record(self, collection: Collection, record_id: str,
-                      streams: Sequence[str]) -> int:
+    def delete_record(self, collection: Collection, record_id: str, streams: Sequence[str]) -> int:
         """Delete a record, its streams, index entries and claims atomically.
 
         :param streams: the model's stream field names.
@@ -279,13 +281,20 @@ class Storage(abc.ABC):
         """
 
     @abc.abstractmethod
-    def append_to_stream(self, collection: Collection, record_id: str,
-                         field: str, data: bytes) -> int:
+    def append_to_stream(
+        self, collection: Collection, record_id: str, field: str, data: bytes
+    ) -> int:
         """Append ``data`` to a stream field and return its new length in bytes."""
 
     @abc.abstractmethod
-    def query_ids(self, collection: Collection, plan: Plan, order: Order | None = None,
-                  offset: int = 0, limit: int | None = None) -> list[str]:
+    def query_ids(
+        self,
+        collection: Collection,
+        plan: Plan,
+        order: Order | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[str]:
         """The ids a plan denotes: sorted by id, or by ``order``; one page of them.
 
         Work proportional to the index data the plan touches, in one round trip.
@@ -302,8 +311,9 @@ class Storage(abc.ABC):
         may be yielded more than once."""
 
     @abc.abstractmethod
-    def read_index_entries(self, collection: Collection, record_ids: Sequence[str]
-                           ) -> list[tuple[frozenset[IndexEntry], frozenset[UniqueClaim]] | None]:
+    def read_index_entries(
+        self, collection: Collection, record_ids: Sequence[str]
+    ) -> list[tuple[frozenset[IndexEntry], frozenset[UniqueClaim]] | None]:
         """The index entries and claims each record was last saved with
         (``None`` for an id with none), in one round trip; used to check the
         index against the records."""
@@ -338,13 +348,15 @@ class Storage(abc.ABC):
         for write in writes:
             self.save_record(write)
 
-    def load_record(self, collection: Collection, record_id: str,
-                    streams: Sequence[str] = ()) -> StoredRecord | None:
+    def load_record(
+        self, collection: Collection, record_id: str, streams: Sequence[str] = ()
+    ) -> StoredRecord | None:
         """Load a single record; see :meth:`load_records`."""
         return self.load_records([LoadRequest(collection, record_id, tuple(streams))])[0]
 
-    def iter_query_ids(self, collection: Collection, plan: Plan, order: Order | None = None,
-                       batch_size: int = 500) -> Iterator[str]:
+    def iter_query_ids(
+        self, collection: Collection, plan: Plan, order: Order | None = None, batch_size: int = 500
+    ) -> Iterator[str]:
         """Yield the ids of a plan, ``batch_size`` per round trip.
 
         The default pages with :meth:`query_ids`; records written meanwhile
@@ -385,7 +397,8 @@ def missing_protocol_methods(cls: type) -> list[str]:
     for name in REQUIRED_METHODS:
         member = getattr(cls, name, None)
         if not (callable(member) or isinstance(member, property)) or getattr(
-                member, "__isabstractmethod__", False):
+            member, "__isabstractmethod__", False
+        ):
             missing.append(name)
     return missing
 
@@ -394,12 +407,13 @@ def missing_protocol_methods(cls: type) -> list[str]:
 # Backend registry
 # ---------------------------------------------------------------------------
 
+
 @dataclass
 class _Entry:
-    target: str | type[Storage]      # as registered: a class or "package.module:Class"
-    origin: str                      # "register_backend()" or "distribution X, entry point Y"
+    target: str | type[Storage]  # as registered: a class or "package.module:Class"
+    origin: str  # "register_backend()" or "distribution X, entry point Y"
     conflicts: list[str] = field(default_factory=list)
-    loaded: type[Storage] | None = None   # the class, once imported and checked
+    loaded: type[Storage] | None = None  # the class, once imported and checked
 
     @property
     def path(self) -> str:
@@ -475,9 +489,7 @@ def available_backends() -> Mapping[str, str]:
     backend, as registered (nothing is imported)."""
     with _lock:
         _load_entry_points()
-        return MappingProxyType({
-            scheme: entry.path for scheme, entry in sorted(_registry.items())
-        })
+        return MappingProxyType({scheme: entry.path for scheme, entry in sorted(_registry.items())})
 
 
 def _import_target(scheme: str, entry: _Entry) -> type[Storage]:
@@ -491,15 +503,18 @@ def _import_target(scheme: str, entry: _Entry) -> type[Storage]:
         except Exception as exc:  # any failure of third-party import code
             raise BackendLoadError(
                 f"the repocket backend for scheme {scheme!r} ({entry.origin}) "
-                f"failed to load: {type(exc).__name__}: {exc}") from exc
+                f"failed to load: {type(exc).__name__}: {exc}"
+            ) from exc
     if not isinstance(obj, type):
-        raise BackendLoadError(f"the repocket backend for scheme {scheme!r} "
-                               f"({entry.origin}) is not a class: {obj!r}")
+        raise BackendLoadError(
+            f"the repocket backend for scheme {scheme!r} ({entry.origin}) is not a class: {obj!r}"
+        )
     missing = missing_protocol_methods(obj)
     if missing:
         raise BackendLoadError(
             f"the repocket backend for scheme {scheme!r} ({entry.origin}) does not "
-            f"implement the Storage protocol; missing: {', '.join(missing)}")
+            f"implement the Storage protocol; missing: {', '.join(missing)}"
+        )
     return obj
 
 
@@ -518,12 +533,14 @@ def get_backend(scheme: str) -> type[Storage]:
         if entry is None:
             known = ", ".join(sorted(_registry)) or "none"
             raise UnknownBackendError(
-                f"no repocket backend for URL scheme {scheme!r}; available schemes: {known}")
+                f"no repocket backend for URL scheme {scheme!r}; available schemes: {known}"
+            )
         if entry.conflicts:
             raise BackendLoadError(
                 f"several distributions provide a repocket backend for scheme {scheme!r}: "
                 + "; ".join([entry.origin, *entry.conflicts])
-                + ". Uninstall all but one, or call repocket.storage.register_backend().")
+                + ". Uninstall all but one, or call repocket.storage.register_backend()."
+            )
         if entry.loaded is None:
             entry.loaded = _import_target(scheme, entry)  # imported once, then cached
         return entry.loaded
@@ -534,5 +551,6 @@ def backend_for_url(url: str, **options: Any) -> Storage:
     scheme = urlsplit(url).scheme
     if not scheme:
         raise UnknownBackendError(
-            f"{url!r} has no scheme; use e.g. 'redis://localhost:6379/0' or 'memory://'")
+            f"{url!r} has no scheme; use e.g. 'redis://localhost:6379/0' or 'memory://'"
+        )
     return get_backend(scheme).from_url(url, **options)

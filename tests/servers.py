@@ -57,16 +57,35 @@ def start_redis_server(attempts: int = 3) -> RedisServer:
     if binary is None:
         raise ServerUnavailable(
             "redis-server is not installed (Debian: apt-get install redis-server); "
-            "the redis backend's tests need a real server")
+            "the redis backend's tests need a real server"
+        )
     last_error = ""
     for _ in range(attempts):
         port = _free_port()
         directory = tempfile.mkdtemp(prefix="repocket-redis-")
         process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", directory, "--protected-mode", "yes",
-             "--unixsocket", os.path.join(directory, "redis.sock"), "--unixsocketperm", "700"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                directory,
+                "--protected-mode",
+                "yes",
+                "--unixsocket",
+                os.path.join(directory, "redis.sock"),
+                "--unixsocketperm",
+                "700",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         server = RedisServer(process, port, directory)
         client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
         deadline = time.monotonic() + STARTUP_TIMEOUT

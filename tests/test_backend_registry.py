@@ -79,7 +79,7 @@ def test_a_class_missing_protocol_methods_is_refused_naming_them() -> None:
 
 
 def test_an_unknown_scheme_lists_the_available_ones() -> None:
-    with pytest.raises(UnknownBackendError, match="memory.*redis"):
+    with pytest.raises(UnknownBackendError, match=r"memory.*redis"):
         get_backend("nosuch")
 
 

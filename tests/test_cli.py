@@ -460,12 +460,14 @@ def test_check_passes_on_consistent_data(url: str, harry: models.User) -> None:
 
 
 def test_check_reports_records_missing_from_the_index_and_fails(
-        url: str, harry: models.User) -> None:
+    url: str, harry: models.User
+) -> None:
     _forget_index_data()
     result = invoke("check", "--url", url, "--import", "tests.models", "User", "Project")
     assert result.exit_code == 1
     assert "tests.models.User: INCONSISTENT: 1 checked, 1 missing, 0 stale, 0 orphaned" in (
-        result.output)
+        result.output
+    )
     assert f"  missing: {harry.id}" in result.output
     assert "tests.models.Project: ok: 0 checked" in result.output
     assert "run `repocket reindex`" in result.output

@@ -47,7 +47,8 @@ def test_using_a_model_before_configuring_says_how_to_configure() -> None:
 
 
 def test_connection_pool_connects_to_redis_and_get_connection_is_native(
-        redis_server: RedisServer) -> None:
+    redis_server: RedisServer,
+) -> None:
     storage = configure.connection_pool(hostname="127.0.0.1", port=redis_server.port, db=3)
     assert isinstance(storage, RedisStorage)
     connection = configure.get_connection()
@@ -60,15 +61,22 @@ def test_connection_pool_connects_to_redis_and_get_connection_is_native(
 
 def test_connection_pool_with_username_and_password(redis_server: RedisServer) -> None:
     admin = redis.Redis(host="127.0.0.1", port=redis_server.port)
-    admin.acl_setuser("harry", enabled=True, passwords=["+hermione42"],
-                      keys=["repocket:*"], commands=["+@all"])
+    admin.acl_setuser(
+        "harry", enabled=True, passwords=["+hermione42"], keys=["repocket:*"], commands=["+@all"]
+    )
     try:
-        configure.connection_pool(hostname="127.0.0.1", port=redis_server.port,
-                                  username="harry", password="hermione42")
+        configure.connection_pool(
+            hostname="127.0.0.1", port=redis_server.port, username="harry", password="hermione42"
+        )
         user = User.create(name="Harry")
         assert User.objects.get(id=user.id) == user
-        configure.connection_pool(hostname="127.0.0.1", port=redis_server.port,
-                                  username="harry", password="wrong", retry=no_retry())
+        configure.connection_pool(
+            hostname="127.0.0.1",
+            port=redis_server.port,
+            username="harry",
+            password="wrong",
+            retry=no_retry(),
+        )
         with pytest.raises(StorageError) as info:
             User.create(name="Ron")
         assert isinstance(info.value.__cause__, redis.exceptions.RedisError)

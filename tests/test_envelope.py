@@ -25,8 +25,9 @@ HARRY_ID = uuid.UUID("970773fa-4de1-11e5-86f4-6c4008a70392")
 RECORD_KEY = "repocket:tests.models:User:970773fa-4de1-11e5-86f4-6c4008a70392"
 
 
-def envelope_text(type_name: str, value: object, module: str = "repocket.attributes",
-                  **extra: object) -> str:
+def envelope_text(
+    type_name: str, value: object, module: str = "repocket.attributes", **extra: object
+) -> str:
     """Envelope text built by hand, for decoding tests."""
     return json.dumps({"type": type_name, "value": value, "module": module, **extra})
 
@@ -35,25 +36,30 @@ def envelope_text(type_name: str, value: object, module: str = "repocket.attribu
 # Exact stored texts (the 0.0.1 documentation's HGETALL output)
 # ---------------------------------------------------------------------------
 
+
 def test_unicode_envelope_text_is_the_documented_one() -> None:
     assert serialization.dumps(attributes.Unicode(), "Harry Potter") == (
-        '{"type": "Unicode", "value": "Harry Potter", "module": "repocket.attributes"}')
+        '{"type": "Unicode", "value": "Harry Potter", "module": "repocket.attributes"}'
+    )
 
 
 def test_bytes_envelope_text_is_the_documented_one() -> None:
     assert serialization.dumps(attributes.Bytes(), b"harry@hogwards.uk") == (
-        '{"type": "Bytes", "value": "harry@hogwards.uk", "module": "repocket.attributes"}')
+        '{"type": "Bytes", "value": "harry@hogwards.uk", "module": "repocket.attributes"}'
+    )
 
 
 def test_password_bytes_envelope_text_is_the_documented_one() -> None:
     assert serialization.dumps(attributes.Bytes(), b"somethingsecret") == (
-        '{"type": "Bytes", "value": "somethingsecret", "module": "repocket.attributes"}')
+        '{"type": "Bytes", "value": "somethingsecret", "module": "repocket.attributes"}'
+    )
 
 
 def test_autouuid_envelope_text_is_the_documented_one() -> None:
     assert serialization.dumps(attributes.AutoUUID(), HARRY_ID) == (
         '{"type": "AutoUUID", "value": "970773fa-4de1-11e5-86f4-6c4008a70392", '
-        '"module": "repocket.attributes"}')
+        '"module": "repocket.attributes"}'
+    )
 
 
 def test_envelope_members_are_in_the_order_type_value_module() -> None:
@@ -62,20 +68,20 @@ def test_envelope_members_are_in_the_order_type_value_module() -> None:
 
 
 def test_json_field_value_is_the_json_text_as_a_string() -> None:
-    tricks = {"known_tricks": ["Protego", "Expelliarmus", "Wingardium Leviosa",
-                               "Expecto Patronum"]}
+    tricks = {"known_tricks": ["Protego", "Expelliarmus", "Wingardium Leviosa", "Expecto Patronum"]}
     text = serialization.dumps(attributes.JSON(), tricks)
     assert text == (
         '{"type": "JSON", "value": "{\\"known_tricks\\": [\\"Protego\\", '
         '\\"Expelliarmus\\", \\"Wingardium Leviosa\\", \\"Expecto Patronum\\"]}", '
-        '"module": "repocket.attributes"}')
+        '"module": "repocket.attributes"}'
+    )
     assert json.loads(json.loads(text)["value"]) == tricks
 
 
 def test_non_utf8_bytes_are_stored_in_base64_with_an_encoding_member() -> None:
     assert serialization.dumps(attributes.Bytes(), b"\xff\x00") == (
-        '{"type": "Bytes", "value": "/wA=", "module": "repocket.attributes", '
-        '"encoding": "base64"}')
+        '{"type": "Bytes", "value": "/wA=", "module": "repocket.attributes", "encoding": "base64"}'
+    )
 
 
 def test_utf8_bytes_are_stored_as_text_without_an_encoding_member() -> None:
@@ -85,26 +91,32 @@ def test_utf8_bytes_are_stored_as_text_without_an_encoding_member() -> None:
 
 def test_bytestream_envelope_names_its_own_type() -> None:
     assert serialization.dumps(attributes.ByteStream(), b"log") == (
-        '{"type": "ByteStream", "value": "log", "module": "repocket.attributes"}')
+        '{"type": "ByteStream", "value": "log", "module": "repocket.attributes"}'
+    )
 
 
 def test_non_ascii_text_is_stored_as_ascii_escapes() -> None:
     text = serialization.dumps(attributes.Unicode(), "caf\u00e9 \U0001f600")
-    assert text == ('{"type": "Unicode", "value": "caf\\u00e9 \\ud83d\\ude00", '
-                    '"module": "repocket.attributes"}')
+    assert text == (
+        '{"type": "Unicode", "value": "caf\\u00e9 \\ud83d\\ude00", "module": "repocket.attributes"}'
+    )
     assert text.isascii()
 
 
 def test_text_with_surrogate_code_points_is_stored_in_base64() -> None:
     # Two separate surrogates: JSON "\ud83d\ude00" would read back as one emoji.
     text = serialization.dumps(attributes.Unicode(), "\ud83d\ude00")
-    assert text == ('{"type": "Unicode", "value": "7aC97biA", "module": "repocket.attributes", '
-                    '"encoding": "base64"}')
+    assert text == (
+        '{"type": "Unicode", "value": "7aC97biA", "module": "repocket.attributes", '
+        '"encoding": "base64"}'
+    )
 
 
 def test_separate_surrogates_are_not_joined_into_one_character() -> None:
     value = "\ud83d\ude00"
-    loaded = serialization.loads(attributes.Unicode(), serialization.dumps(attributes.Unicode(), value))
+    loaded = serialization.loads(
+        attributes.Unicode(), serialization.dumps(attributes.Unicode(), value)
+    )
     assert loaded == value
     assert len(loaded) == 2
 
@@ -112,12 +124,14 @@ def test_separate_surrogates_are_not_joined_into_one_character() -> None:
 def test_integer_is_stored_as_a_json_number() -> None:
     assert serialization.dumps(attributes.Integer(), 2**100) == (
         '{"type": "Integer", "value": 1267650600228229401496703205376, '
-        '"module": "repocket.attributes"}')
+        '"module": "repocket.attributes"}'
+    )
 
 
 def test_finite_float_is_stored_as_a_json_number() -> None:
     assert serialization.dumps(attributes.Float(), 0.1) == (
-        '{"type": "Float", "value": 0.1, "module": "repocket.attributes"}')
+        '{"type": "Float", "value": 0.1, "module": "repocket.attributes"}'
+    )
 
 
 def test_negative_zero_float_is_stored_with_its_sign() -> None:
@@ -127,23 +141,27 @@ def test_negative_zero_float_is_stored_with_its_sign() -> None:
 
 def test_positive_infinity_is_stored_as_the_string_infinity() -> None:
     assert serialization.dumps(attributes.Float(), math.inf) == (
-        '{"type": "Float", "value": "Infinity", "module": "repocket.attributes"}')
+        '{"type": "Float", "value": "Infinity", "module": "repocket.attributes"}'
+    )
 
 
 def test_negative_infinity_is_stored_as_the_string_minus_infinity() -> None:
     assert serialization.dumps(attributes.Float(), -math.inf) == (
-        '{"type": "Float", "value": "-Infinity", "module": "repocket.attributes"}')
+        '{"type": "Float", "value": "-Infinity", "module": "repocket.attributes"}'
+    )
 
 
 def test_canonical_nan_is_stored_as_the_string_nan() -> None:
     assert serialization.dumps(attributes.Float(), math.nan) == (
-        '{"type": "Float", "value": "NaN", "module": "repocket.attributes"}')
+        '{"type": "Float", "value": "NaN", "module": "repocket.attributes"}'
+    )
 
 
 def test_nan_with_sign_or_payload_is_stored_with_its_bits() -> None:
     payload_nan = struct.unpack("<d", struct.pack("<Q", 0xFFF8_0000_0000_002A))[0]
     assert serialization.dumps(attributes.Float(), payload_nan) == (
-        '{"type": "Float", "value": "NaN:0xfff800000000002a", "module": "repocket.attributes"}')
+        '{"type": "Float", "value": "NaN:0xfff800000000002a", "module": "repocket.attributes"}'
+    )
 
 
 def test_float_envelope_text_is_strict_json() -> None:
@@ -159,34 +177,45 @@ def test_decimal_is_stored_as_its_exact_text() -> None:
     value = decimal.Decimal("3.141592653589793238462643383279")
     assert serialization.dumps(attributes.Decimal(), value) == (
         '{"type": "Decimal", "value": "3.141592653589793238462643383279", '
-        '"module": "repocket.attributes"}')
+        '"module": "repocket.attributes"}'
+    )
 
 
 def test_decimal_keeps_its_exponent_in_the_stored_text() -> None:
-    assert json.loads(serialization.dumps(attributes.Decimal(), decimal.Decimal("1.500")))[
-        "value"] == "1.500"
-    assert json.loads(serialization.dumps(attributes.Decimal(), decimal.Decimal("1E+5")))[
-        "value"] == "1E+5"
+    assert (
+        json.loads(serialization.dumps(attributes.Decimal(), decimal.Decimal("1.500")))["value"]
+        == "1.500"
+    )
+    assert (
+        json.loads(serialization.dumps(attributes.Decimal(), decimal.Decimal("1E+5")))["value"]
+        == "1E+5"
+    )
 
 
 def test_decimal_special_values_are_stored_as_their_text() -> None:
     for text in ("NaN", "-sNaN12", "Infinity", "-Infinity", "-0"):
-        assert json.loads(serialization.dumps(attributes.Decimal(), decimal.Decimal(text)))[
-            "value"] == text
+        assert (
+            json.loads(serialization.dumps(attributes.Decimal(), decimal.Decimal(text)))["value"]
+            == text
+        )
 
 
 def test_aware_datetime_is_stored_as_iso_text_with_its_offset() -> None:
-    value = dt.datetime(2015, 8, 27, 13, 45, 0, 123456,
-                        tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=45)))
+    value = dt.datetime(
+        2015, 8, 27, 13, 45, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=45))
+    )
     assert serialization.dumps(attributes.DateTime(), value) == (
         '{"type": "DateTime", "value": "2015-08-27T13:45:00.123456+05:45", '
-        '"module": "repocket.attributes"}')
+        '"module": "repocket.attributes"}'
+    )
 
 
 def test_naive_datetime_is_stored_as_iso_text_without_an_offset() -> None:
     value = dt.datetime(2015, 8, 27, 13, 45, 0, 1)
-    assert json.loads(serialization.dumps(attributes.DateTime(), value))[
-        "value"] == "2015-08-27T13:45:00.000001"
+    assert (
+        json.loads(serialization.dumps(attributes.DateTime(), value))["value"]
+        == "2015-08-27T13:45:00.000001"
+    )
 
 
 def test_datetime_odd_negative_offset_with_seconds_is_stored_and_read_back() -> None:
@@ -207,7 +236,8 @@ def test_datetime_offset_of_less_than_a_second_is_not_read_back_as_utc() -> None
 
 def test_datetime_cast_keeps_an_offset_of_less_than_a_second() -> None:
     assert attributes.DateTime.cast("2000-01-01T00:00:00+00:00:00.500000").utcoffset() == (
-        dt.timedelta(microseconds=500000))
+        dt.timedelta(microseconds=500000)
+    )
 
 
 def test_datetime_cast_of_utc_text_gives_a_zero_offset() -> None:
@@ -217,37 +247,45 @@ def test_datetime_cast_of_utc_text_gives_a_zero_offset() -> None:
 def test_uuid_is_stored_as_its_hyphenated_text() -> None:
     assert serialization.dumps(attributes.UUID(), HARRY_ID) == (
         '{"type": "UUID", "value": "970773fa-4de1-11e5-86f4-6c4008a70392", '
-        '"module": "repocket.attributes"}')
+        '"module": "repocket.attributes"}'
+    )
 
 
 def test_pointer_value_is_the_target_hash_key() -> None:
     harry = User(id=HARRY_ID, name="Harry Potter")
     assert serialization.dumps(Everything.owner, harry) == (
-        '{"type": "Pointer", "value": "' + RECORD_KEY + '", "module": "repocket.attributes"}')
+        '{"type": "Pointer", "value": "' + RECORD_KEY + '", "module": "repocket.attributes"}'
+    )
 
 
 def test_none_is_stored_as_json_null() -> None:
     assert serialization.dumps(attributes.Integer(null=True), None) == (
-        '{"type": "Integer", "value": null, "module": "repocket.attributes"}')
+        '{"type": "Integer", "value": null, "module": "repocket.attributes"}'
+    )
 
 
 # ---------------------------------------------------------------------------
 # Documented class methods: cast, get_base_type, to_python, to_string
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("attribute", "base_type"), [
-    (attributes.Unicode, str),
-    (attributes.Bytes, bytes),
-    (attributes.ByteStream, bytes),
-    (attributes.Integer, int),
-    (attributes.Float, float),
-    (attributes.Decimal, decimal.Decimal),
-    (attributes.DateTime, dt.datetime),
-    (attributes.UUID, uuid.UUID),
-    (attributes.AutoUUID, uuid.UUID),
-])
-def test_get_base_type_returns_the_documented_base_type(attribute: type[attributes.Attribute],
-                                                        base_type: type) -> None:
+
+@pytest.mark.parametrize(
+    ("attribute", "base_type"),
+    [
+        (attributes.Unicode, str),
+        (attributes.Bytes, bytes),
+        (attributes.ByteStream, bytes),
+        (attributes.Integer, int),
+        (attributes.Float, float),
+        (attributes.Decimal, decimal.Decimal),
+        (attributes.DateTime, dt.datetime),
+        (attributes.UUID, uuid.UUID),
+        (attributes.AutoUUID, uuid.UUID),
+    ],
+)
+def test_get_base_type_returns_the_documented_base_type(
+    attribute: type[attributes.Attribute], base_type: type
+) -> None:
     assert attribute.get_base_type() is base_type
 
 
@@ -271,7 +309,8 @@ def test_cast_converts_text_to_uuid() -> None:
 
 def test_cast_converts_iso_text_to_datetime() -> None:
     assert attributes.DateTime.cast("2015-08-27T13:45:00+05:45") == dt.datetime(
-        2015, 8, 27, 13, 45, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=45)))
+        2015, 8, 27, 13, 45, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=45))
+    )
 
 
 def test_cast_converts_a_float_to_the_decimal_a_person_typed() -> None:
@@ -293,7 +332,10 @@ def test_cast_returns_a_value_of_the_base_type_unchanged() -> None:
 
 def test_to_python_returns_the_envelope_dict_by_default() -> None:
     assert attributes.Unicode().to_python("Harry Potter") == {
-        "type": "Unicode", "value": "Harry Potter", "module": "repocket.attributes"}
+        "type": "Unicode",
+        "value": "Harry Potter",
+        "module": "repocket.attributes",
+    }
 
 
 def test_to_python_envelope_dict_keeps_the_key_order() -> None:
@@ -314,7 +356,8 @@ def test_to_python_simple_gives_a_float_infinity_as_text() -> None:
 
 def test_to_python_simple_gives_a_datetime_as_iso_text() -> None:
     assert attributes.DateTime().to_python(dt.datetime(2015, 8, 27, 13, 45), simple=True) == (
-        "2015-08-27T13:45:00")
+        "2015-08-27T13:45:00"
+    )
 
 
 def test_to_python_simple_is_json_serializable() -> None:
@@ -324,7 +367,8 @@ def test_to_python_simple_is_json_serializable() -> None:
 
 def test_to_string_returns_the_stored_envelope_text() -> None:
     assert attributes.Bytes().to_string(b"harry@hogwards.uk") == (
-        '{"type": "Bytes", "value": "harry@hogwards.uk", "module": "repocket.attributes"}')
+        '{"type": "Bytes", "value": "harry@hogwards.uk", "module": "repocket.attributes"}'
+    )
 
 
 def test_to_string_is_the_json_text_of_to_python() -> None:
@@ -334,12 +378,16 @@ def test_to_string_is_the_json_text_of_to_python() -> None:
 
 def test_model_field_to_python_names_the_field_class() -> None:
     assert Everything.amount.to_python(decimal.Decimal("2.50")) == {
-        "type": "Decimal", "value": "2.50", "module": "repocket.attributes"}
+        "type": "Decimal",
+        "value": "2.50",
+        "module": "repocket.attributes",
+    }
 
 
 # ---------------------------------------------------------------------------
 # Decoding
 # ---------------------------------------------------------------------------
+
 
 def test_loads_reads_the_documented_bytes_envelope() -> None:
     text = '{"type": "Bytes", "value": "harry@hogwards.uk", "module": "repocket.attributes"}'
@@ -352,18 +400,23 @@ def test_loads_reads_envelope_text_given_as_bytes() -> None:
 
 
 def test_loads_reads_a_base64_marked_value_as_bytes() -> None:
-    assert serialization.loads(attributes.Bytes(), envelope_text("Bytes", "/wA=",
-                                                                 encoding="base64")) == b"\xff\x00"
+    assert (
+        serialization.loads(attributes.Bytes(), envelope_text("Bytes", "/wA=", encoding="base64"))
+        == b"\xff\x00"
+    )
 
 
 def test_loads_returns_none_for_a_null_value() -> None:
-    assert serialization.loads(attributes.Integer(null=True), envelope_text("Integer", None)) is None
+    assert (
+        serialization.loads(attributes.Integer(null=True), envelope_text("Integer", None)) is None
+    )
 
 
 def test_loads_casts_a_value_written_by_another_type_to_the_declared_type() -> None:
     # The model changed from Unicode to Bytes since the value was written.
     assert serialization.loads(attributes.Bytes(), envelope_text("Unicode", "caf\u00e9")) == (
-        "caf\u00e9".encode())
+        "caf\u00e9".encode()
+    )
 
 
 def test_loads_of_a_pointer_returns_the_target_key() -> None:
@@ -385,7 +438,9 @@ def test_a_custom_attribute_type_is_decodable_once_its_class_is_defined() -> Non
 
 
 def test_registered_types_maps_module_and_name_to_the_class() -> None:
-    assert serialization.registered_types()[("repocket.attributes", "Unicode")] is attributes.Unicode
+    assert (
+        serialization.registered_types()[("repocket.attributes", "Unicode")] is attributes.Unicode
+    )
 
 
 def test_text_that_is_not_json_raises_envelope_error() -> None:
@@ -415,19 +470,23 @@ def test_text_that_is_not_utf8_raises_envelope_error_naming_key_and_field() -> N
     assert RECORD_KEY in str(caught.value)
 
 
-@pytest.mark.parametrize("text", [
-    '"Harry Potter"',
-    "[1, 2]",
-    "42",
-    "null",
-    '{"type": "Unicode", "module": "repocket.attributes"}',
-    '{"value": "x", "module": "repocket.attributes"}',
-    '{"type": "Unicode", "value": "x"}',
-    '{"type": 1, "value": "x", "module": "repocket.attributes"}',
-    '{"type": "Unicode", "value": "x", "module": ["repocket", "attributes"]}',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"Harry Potter"',
+        "[1, 2]",
+        "42",
+        "null",
+        '{"type": "Unicode", "module": "repocket.attributes"}',
+        '{"value": "x", "module": "repocket.attributes"}',
+        '{"type": "Unicode", "value": "x"}',
+        '{"type": 1, "value": "x", "module": "repocket.attributes"}',
+        '{"type": "Unicode", "value": "x", "module": ["repocket", "attributes"]}',
+    ],
+)
 def test_json_that_is_not_an_envelope_object_raises_envelope_error_naming_key_and_field(
-        text: str) -> None:
+    text: str,
+) -> None:
     with pytest.raises(EnvelopeError, match="does not hold a repocket envelope") as caught:
         serialization.loads(attributes.Unicode(), text, key=RECORD_KEY, field="name")
     assert RECORD_KEY in str(caught.value)
@@ -436,8 +495,9 @@ def test_json_that_is_not_an_envelope_object_raises_envelope_error_naming_key_an
 
 def test_unknown_type_name_raises_envelope_error_naming_key_and_field() -> None:
     with pytest.raises(EnvelopeError, match="unknown attribute type") as caught:
-        serialization.loads(attributes.Unicode(), envelope_text("Pickle", "x"),
-                            key=RECORD_KEY, field="name")
+        serialization.loads(
+            attributes.Unicode(), envelope_text("Pickle", "x"), key=RECORD_KEY, field="name"
+        )
     assert RECORD_KEY in str(caught.value)
     assert "'name'" in str(caught.value)
     assert "repocket.attributes.Pickle" in str(caught.value)
@@ -445,8 +505,12 @@ def test_unknown_type_name_raises_envelope_error_naming_key_and_field() -> None:
 
 def test_unknown_module_raises_envelope_error_naming_key_and_field() -> None:
     with pytest.raises(EnvelopeError, match="unknown attribute type") as caught:
-        serialization.loads(attributes.Unicode(), envelope_text("Unicode", "x", module="evil"),
-                            key=RECORD_KEY, field="name")
+        serialization.loads(
+            attributes.Unicode(),
+            envelope_text("Unicode", "x", module="evil"),
+            key=RECORD_KEY,
+            field="name",
+        )
     assert RECORD_KEY in str(caught.value)
     assert "'name'" in str(caught.value)
 
@@ -458,55 +522,73 @@ def test_known_type_name_under_another_module_is_not_accepted() -> None:
 
 def test_invalid_base64_raises_envelope_error_naming_key_and_field() -> None:
     with pytest.raises(EnvelopeError, match="invalid base64") as caught:
-        serialization.loads(attributes.Bytes(), envelope_text("Bytes", "!!not base64!!",
-                                                              encoding="base64"),
-                            key=RECORD_KEY, field="password")
+        serialization.loads(
+            attributes.Bytes(),
+            envelope_text("Bytes", "!!not base64!!", encoding="base64"),
+            key=RECORD_KEY,
+            field="password",
+        )
     assert RECORD_KEY in str(caught.value)
     assert "'password'" in str(caught.value)
 
 
 def test_base64_unicode_value_that_is_not_utf8_raises_envelope_error() -> None:
     with pytest.raises(EnvelopeError, match="'name'"):
-        serialization.loads(attributes.Unicode(), envelope_text("Unicode", "/w==", encoding="base64"),
-                            key=RECORD_KEY, field="name")
+        serialization.loads(
+            attributes.Unicode(),
+            envelope_text("Unicode", "/w==", encoding="base64"),
+            key=RECORD_KEY,
+            field="name",
+        )
 
 
 def test_unsupported_value_encoding_raises_envelope_error() -> None:
     with pytest.raises(EnvelopeError, match="unsupported value encoding"):
-        serialization.loads(attributes.Bytes(), envelope_text("Bytes", "x", encoding="rot13"),
-                            key=RECORD_KEY, field="password")
+        serialization.loads(
+            attributes.Bytes(),
+            envelope_text("Bytes", "x", encoding="rot13"),
+            key=RECORD_KEY,
+            field="password",
+        )
 
 
 def test_value_the_type_cannot_read_raises_envelope_error_naming_key_and_field() -> None:
     with pytest.raises(EnvelopeError, match="cannot be read") as caught:
-        serialization.loads(attributes.UUID(), envelope_text("UUID", "not-a-uuid"),
-                            key=RECORD_KEY, field="ref")
+        serialization.loads(
+            attributes.UUID(), envelope_text("UUID", "not-a-uuid"), key=RECORD_KEY, field="ref"
+        )
     assert RECORD_KEY in str(caught.value)
     assert "'ref'" in str(caught.value)
 
 
 def test_value_of_the_wrong_json_type_raises_envelope_error() -> None:
     with pytest.raises(EnvelopeError):
-        serialization.loads(attributes.Float(), envelope_text("Float", [1.0]),
-                            key=RECORD_KEY, field="ratio")
+        serialization.loads(
+            attributes.Float(), envelope_text("Float", [1.0]), key=RECORD_KEY, field="ratio"
+        )
 
 
 def test_deeply_nested_hostile_json_raises_envelope_error() -> None:
     with pytest.raises(EnvelopeError):
-        serialization.loads(attributes.Unicode(), "[" * 200_000 + "]" * 200_000,
-                            key=RECORD_KEY, field="name")
+        serialization.loads(
+            attributes.Unicode(), "[" * 200_000 + "]" * 200_000, key=RECORD_KEY, field="name"
+        )
 
 
 def test_deeply_nested_hostile_json_field_value_raises_envelope_error() -> None:
     inner = "[" * 200_000 + "]" * 200_000
     with pytest.raises(EnvelopeError):
-        serialization.loads(attributes.JSON(), envelope_text("JSON", inner),
-                            key=RECORD_KEY, field="metadata")
+        serialization.loads(
+            attributes.JSON(), envelope_text("JSON", inner), key=RECORD_KEY, field="metadata"
+        )
 
 
 def test_an_integer_with_too_many_digits_in_stored_data_raises_envelope_error() -> None:
-    text = ('{"type": "Integer", "value": ' + "9" * (sys.get_int_max_str_digits() + 1)
-            + ', "module": "repocket.attributes"}')
+    text = (
+        '{"type": "Integer", "value": '
+        + "9" * (sys.get_int_max_str_digits() + 1)
+        + ', "module": "repocket.attributes"}'
+    )
     with pytest.raises(EnvelopeError):
         serialization.loads(attributes.Integer(), text, key=RECORD_KEY, field="number")
 
@@ -519,13 +601,18 @@ def test_decoding_never_imports_the_module_named_in_stored_data(tmp_path, monkey
         f"pathlib.Path({str(marker)!r}).write_text('code ran')\n"
         "from repocket import attributes\n"
         "class Evil(attributes.Unicode):\n"
-        "    pass\n")
+        "    pass\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     assert module_name not in sys.modules
 
     with pytest.raises(EnvelopeError, match="never imports"):
-        serialization.loads(attributes.Unicode(), envelope_text("Evil", "x", module=module_name),
-                            key=RECORD_KEY, field="name")
+        serialization.loads(
+            attributes.Unicode(),
+            envelope_text("Evil", "x", module=module_name),
+            key=RECORD_KEY,
+            field="name",
+        )
 
     assert module_name not in sys.modules
     assert not marker.exists()
@@ -534,20 +621,26 @@ def test_decoding_never_imports_the_module_named_in_stored_data(tmp_path, monkey
 def test_decoding_never_imports_a_standard_library_module_named_in_stored_data() -> None:
     assert "antigravity" not in sys.modules  # importing it would open a web browser
     with pytest.raises(EnvelopeError):
-        serialization.decode_envelope(envelope_text("Unicode", "x", module="antigravity"),
-                                      key=RECORD_KEY, field="name")
+        serialization.decode_envelope(
+            envelope_text("Unicode", "x", module="antigravity"), key=RECORD_KEY, field="name"
+        )
     assert "antigravity" not in sys.modules
 
 
 def test_decoding_never_resolves_a_callable_of_an_imported_module() -> None:
     with pytest.raises(EnvelopeError):
-        serialization.loads(attributes.Unicode(), envelope_text("system", "echo pwned", module="os"),
-                            key=RECORD_KEY, field="name")
+        serialization.loads(
+            attributes.Unicode(),
+            envelope_text("system", "echo pwned", module="os"),
+            key=RECORD_KEY,
+            field="name",
+        )
 
 
 # ---------------------------------------------------------------------------
 # Casting errors
 # ---------------------------------------------------------------------------
+
 
 def test_clean_raises_validation_error_for_text_that_is_not_an_integer() -> None:
     with pytest.raises(ValidationError) as caught:
@@ -569,7 +662,10 @@ def test_model_integer_field_refuses_text_naming_the_field_and_the_value() -> No
     assert "Everything.number" in str(caught.value)
     assert "'abc'" in str(caught.value)
     assert (caught.value.model, caught.value.field, caught.value.value) == (
-        "Everything", "number", "abc")
+        "Everything",
+        "number",
+        "abc",
+    )
 
 
 def test_model_integer_field_refuses_a_fractional_float() -> None:

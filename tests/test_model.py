@@ -22,12 +22,11 @@ from .models import Build, Everything, Project, User
 HARRY_ID = "970773fa-4de1-11e5-86f4-6c4008a70392"
 
 
-
-
 # -- class definition ------------------------------------------------------------
 
+
 def test_model_without_autouuid_gets_an_implicit_id_first() -> None:
-    assert list(Project._fields)[0] == "id"
+    assert next(iter(Project._fields)) == "id"
     assert isinstance(Project.id, attributes.AutoUUID)
 
 
@@ -37,19 +36,22 @@ def test_fields_keep_definition_order() -> None:
 
 def test_two_autouuids_are_a_definition_error() -> None:
     with pytest.raises(RepocketActiveRecordDefinitionError, match="more than one AutoUUID"):
+
         class Twice(ActiveRecord):
             first = attributes.AutoUUID()
             second = attributes.AutoUUID()
 
 
 def test_an_id_field_that_is_not_autouuid_is_a_definition_error() -> None:
-    with pytest.raises(RepocketActiveRecordDefinitionError, match="Odd.id"):
+    with pytest.raises(RepocketActiveRecordDefinitionError, match=r"Odd\.id"):
+
         class Odd(ActiveRecord):
             id = attributes.Unicode()
 
 
 def test_a_field_hiding_the_model_api_is_a_definition_error() -> None:
     with pytest.raises(RepocketActiveRecordDefinitionError, match="save"):
+
         class Hiding(ActiveRecord):
             save = attributes.Unicode()
 
@@ -65,8 +67,15 @@ def test_a_subclass_model_inherits_fields_and_its_does_not_exist_is_the_parents(
     class Wizard(User):
         wand = attributes.Unicode()
 
-    assert list(Wizard._fields) == ["id", "name", "house_name", "email", "password",
-                                    "metadata", "wand"]
+    assert list(Wizard._fields) == [
+        "id",
+        "name",
+        "house_name",
+        "email",
+        "password",
+        "metadata",
+        "wand",
+    ]
     assert issubclass(Wizard.DoesNotExist, User.DoesNotExist)
 
 
@@ -82,6 +91,7 @@ def test_bytestream_fields_get_an_append_method() -> None:
 
 
 # -- construction and values -------------------------------------------------------
+
 
 def test_unknown_keyword_names_the_model_and_lists_valid_fields() -> None:
     with pytest.raises(UnknownFieldError) as info:
@@ -125,8 +135,7 @@ def test_uncastable_value_names_model_field_and_value() -> None:
     with pytest.raises(ValidationError) as info:
         Everything(number="abc")
     assert "Everything.number" in str(info.value) and "'abc'" in str(info.value)
-    assert (info.value.model, info.value.field, info.value.value) == (
-        "Everything", "number", "abc")
+    assert (info.value.model, info.value.field, info.value.value) == ("Everything", "number", "abc")
 
 
 def test_item_access_reads_and_writes_fields() -> None:
@@ -188,8 +197,14 @@ def test_repr_shows_model_and_values() -> None:
 def test_to_dict_simple_gives_json_safe_values() -> None:
     user = User(id=HARRY_ID, name="Harry", email=b"harry@hogwards.uk", metadata={"a": [1]})
     data = user.to_dict(simple=True)
-    assert data == {"id": HARRY_ID, "name": "Harry", "house_name": "",
-                    "email": "harry@hogwards.uk", "password": "", "metadata": '{"a": [1]}'}
+    assert data == {
+        "id": HARRY_ID,
+        "name": "Harry",
+        "house_name": "",
+        "email": "harry@hogwards.uk",
+        "password": "",
+        "metadata": '{"a": [1]}',
+    }
     json.dumps(data)
 
 
@@ -199,6 +214,7 @@ def test_to_dict_not_simple_gives_envelopes() -> None:
 
 
 # -- pointers and indexes --------------------------------------------------------------
+
 
 def test_pointer_to_the_wrong_model_is_a_validation_error() -> None:
     with pytest.raises(ValidationError, match=r"Build\.project.*Project"):

@@ -74,7 +74,8 @@ class TwinStorage(MemoryStorage):
 
 def pyproject(name: str, package: str, entry_points: dict[str, str]) -> str:
     lines = "\n".join(f'{scheme} = "{target}"' for scheme, target in entry_points.items())
-    return textwrap.dedent(f"""\
+    return (
+        textwrap.dedent(f"""\
         [build-system]
         requires = ["setuptools>=64"]
         build-backend = "setuptools.build_meta"
@@ -88,11 +89,15 @@ def pyproject(name: str, package: str, entry_points: dict[str, str]) -> str:
         packages = ["{package}"]
 
         [project.entry-points."repocket.backends"]
-        """) + lines + "\n"
+        """)
+        + lines
+        + "\n"
+    )
 
 
-def make_project(root: Path, name: str, package: str, modules: dict[str, str],
-                 entry_points: dict[str, str]) -> Path:
+def make_project(
+    root: Path, name: str, package: str, modules: dict[str, str], entry_points: dict[str, str]
+) -> Path:
     project = root / name
     (project / package).mkdir(parents=True)
     (project / "pyproject.toml").write_text(pyproject(name, package, entry_points))
@@ -107,7 +112,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory with both distributions installed into it by pip."""
     root = tmp_path_factory.mktemp("plugins")
     throwaway = make_project(
-        root, "repocket-throwaway", "throwaway_backends",
+        root,
+        "repocket-throwaway",
+        "throwaway_backends",
         {"good": GOOD_MODULE, "broken": BROKEN_MODULE, "half": HALF_MODULE},
         {
             "throwaway": "throwaway_backends.good:ThrowawayStorage",
@@ -120,14 +127,31 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         },
     )
     twin = make_project(
-        root, "repocket-throwaway-twin", "throwaway_twin", {"storage": TWIN_MODULE},
+        root,
+        "repocket-throwaway-twin",
+        "throwaway_twin",
+        {"storage": TWIN_MODULE},
         {"twin": "throwaway_twin.storage:TwinStorage"},
     )
     target = root / "site"
     completed = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--disable-pip-version-check", "--target", str(target), str(throwaway), str(twin)],
-        capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            str(throwaway),
+            str(twin),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return target
@@ -171,21 +195,29 @@ def run(site: Path, code: str) -> Any:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(site)
     completed = subprocess.run(
-        [sys.executable, "-c", script], cwd=site, env=env,
-        capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        [sys.executable, "-c", script],
+        cwd=site,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return json.loads(completed.stdout.splitlines()[-1])
 
 
 def test_pip_installed_the_distributions_with_their_entry_points(site: Path) -> None:
-    result = run(site, """
+    result = run(
+        site,
+        """
         from importlib import metadata
         result = sorted(
             [ep.dist.metadata["Name"], ep.name, ep.value]
             for ep in metadata.entry_points(group="repocket.backends")
             if ep.dist.metadata["Name"].startswith("repocket-throwaway"))
-    """)
+    """,
+    )
     assert result == [
         ["repocket-throwaway", "Shouty", "throwaway_backends.good:ThrowawayStorage"],
         ["repocket-throwaway", "broken", "throwaway_backends.broken:BrokenStorage"],
@@ -198,7 +230,9 @@ def test_pip_installed_the_distributions_with_their_entry_points(site: Path) -> 
 
 
 def test_an_installed_plugins_scheme_is_discovered_and_works(site: Path) -> None:
-    result = run(site, """
+    result = run(
+        site,
+        """
         from repocket import ActiveRecord, attributes
         from repocket.connections import configure
         from repocket.storage import available_backends
@@ -215,7 +249,8 @@ def test_an_installed_plugins_scheme_is_discovered_and_works(site: Path) -> None
             "class": type(storage).__module__ + ":" + type(storage).__qualname__,
             "text": Note.objects.get(id=note.id).text,
         }
-    """)
+    """,
+    )
     assert result["available"]["throwaway"] == "throwaway_backends.good:ThrowawayStorage"
     assert result["available"]["broken"] == "throwaway_backends.broken:BrokenStorage"
     assert result["available"]["half"] == "throwaway_backends.half:HalfStorage"
@@ -224,9 +259,10 @@ def test_an_installed_plugins_scheme_is_discovered_and_works(site: Path) -> None
     assert result["text"] == "found through its entry point"
 
 
-def test_loosely_written_entry_points_are_read_as_the_entry_point_syntax_allows(
-        site: Path) -> None:
-    result = run(site, """
+def test_loosely_written_entry_points_are_read_as_the_entry_point_syntax_allows(site: Path) -> None:
+    result = run(
+        site,
+        """
         from repocket.connections import configure
         from repocket.storage import available_backends
 
@@ -236,17 +272,22 @@ def test_loosely_written_entry_points_are_read_as_the_entry_point_syntax_allows(
             "spaced": type(configure.from_url("spaced://")).__name__,
             "shouty": type(configure.from_url("SHOUTY://")).__name__,
         }
-    """)
+    """,
+    )
     assert result == {
-        "available": {"shouty": "throwaway_backends.good:ThrowawayStorage",
-                      "spaced": "throwaway_backends.good:ThrowawayStorage"},
+        "available": {
+            "shouty": "throwaway_backends.good:ThrowawayStorage",
+            "spaced": "throwaway_backends.good:ThrowawayStorage",
+        },
         "spaced": "ThrowawayStorage",
         "shouty": "ThrowawayStorage",
     }
 
 
 def test_a_plugin_is_imported_only_when_its_scheme_is_asked_for(site: Path) -> None:
-    result = run(site, """
+    result = run(
+        site,
+        """
         from repocket.connections import configure
         from repocket.storage import available_backends, get_backend
 
@@ -257,7 +298,8 @@ def test_a_plugin_is_imported_only_when_its_scheme_is_asked_for(site: Path) -> N
         first = get_backend("throwaway")
         result["after asking for throwaway"] = imported()
         result["cached"] = get_backend("THROWAWAY") is first
-    """)
+    """,
+    )
     assert result["at start"] == []
     assert result["after listing and using memory"] == []
     assert result["after asking for throwaway"] == ["throwaway_backends", "throwaway_backends.good"]
@@ -265,22 +307,38 @@ def test_a_plugin_is_imported_only_when_its_scheme_is_asked_for(site: Path) -> N
 
 
 def test_an_unknown_scheme_lists_the_installed_schemes(site: Path) -> None:
-    result = run(site, """
+    result = run(
+        site,
+        """
         from repocket.connections import configure
         result = describe(lambda: configure.from_url("nosuch://somewhere"))
-    """)
+    """,
+    )
     assert result["type"] == "UnknownBackendError" and result["is_lookup_error"]
     assert result["message"].startswith(
-        "no repocket backend for URL scheme 'nosuch'; available schemes: ")
+        "no repocket backend for URL scheme 'nosuch'; available schemes: "
+    )
     listed = result["message"].split("available schemes: ")[1].split(", ")
-    assert {"broken", "half", "memory", "redis", "rediss", "shouty", "spaced", "throwaway", "twin",
-            "unix"} <= set(listed)
+    assert {
+        "broken",
+        "half",
+        "memory",
+        "redis",
+        "rediss",
+        "shouty",
+        "spaced",
+        "throwaway",
+        "twin",
+        "unix",
+    } <= set(listed)
     assert listed == sorted(listed)
     assert result["imported"] == []
 
 
 def test_a_plugin_that_fails_to_import_fails_only_when_asked_for(site: Path) -> None:
-    result = run(site, """
+    result = run(
+        site,
+        """
         from repocket.storage import available_backends, get_backend
 
         listed = "broken" in available_backends()
@@ -290,7 +348,8 @@ def test_a_plugin_that_fails_to_import_fails_only_when_asked_for(site: Path) -> 
             "others work": others,
             "errors": [describe(lambda: get_backend("broken")) for attempt in range(2)],
         }
-    """)
+    """,
+    )
     assert result["listed"] is True and result["others work"] == "ThrowawayStorage"
     first, second = result["errors"]
     assert first["type"] == "BackendLoadError" and first["is_import_error"]
@@ -305,10 +364,13 @@ def test_a_plugin_that_fails_to_import_fails_only_when_asked_for(site: Path) -> 
 
 
 def test_a_class_missing_protocol_methods_is_refused_naming_them(site: Path) -> None:
-    result = run(site, """
+    result = run(
+        site,
+        """
         from repocket.storage import get_backend
         result = describe(lambda: get_backend("half"))
-    """)
+    """,
+    )
     assert result["type"] == "BackendLoadError"
     prefix = (
         "the repocket backend for scheme 'half' (distribution 'repocket-throwaway', "
@@ -316,26 +378,29 @@ def test_a_class_missing_protocol_methods_is_refused_naming_them(site: Path) -> 
         "Storage protocol; missing: "
     )
     assert result["message"].startswith(prefix)
-    missing = result["message"][len(prefix):].split(", ")
+    missing = result["message"][len(prefix) :].split(", ")
     assert missing == sorted(set(REQUIRED_METHODS) - {"from_url", "save_record"})
     assert "native_client" in missing and "query_ids" in missing
 
 
 def test_two_distributions_claiming_one_scheme_are_reported_not_shadowed(site: Path) -> None:
-    result = run(site, """
+    result = run(
+        site,
+        """
         from repocket.connections import configure
         from repocket.storage import register_backend
 
         result = describe(lambda: configure.from_url("twin://"))
         register_backend("twin", "throwaway_twin.storage:TwinStorage")
         result["settled"] = type(configure.from_url("twin://")).__name__
-    """)
+    """,
+    )
     assert result["type"] == "BackendLoadError"
     message = result["message"]
     head = "several distributions provide a repocket backend for scheme 'twin': "
     tail = ". Uninstall all but one, or call repocket.storage.register_backend()."
     assert message.startswith(head) and message.endswith(tail)
-    claims = set(message[len(head):-len(tail)].split("; "))
+    claims = set(message[len(head) : -len(tail)].split("; "))
     assert claims == {
         "distribution 'repocket-throwaway', entry point twin = "
         "throwaway_backends.good:ThrowawayStorage",

@@ -28,10 +28,15 @@ def wizards(storage):
 
 def make_harry() -> User:
     return User.create(
-        id=HARRY_ID, name="Harry Potter", email="harry@hogwards.uk", house_name="Gryffindor",
+        id=HARRY_ID,
+        name="Harry Potter",
+        email="harry@hogwards.uk",
+        house_name="Gryffindor",
         password=b"somethingsecret",
-        metadata={"known_tricks": ["Protego", "Expelliarmus", "Wingardium Leviosa",
-                                   "Expecto Patronum"]})
+        metadata={
+            "known_tricks": ["Protego", "Expelliarmus", "Wingardium Leviosa", "Expecto Patronum"]
+        },
+    )
 
 
 def test_save_stores_each_field_as_the_documented_envelope(storage) -> None:
@@ -39,12 +44,16 @@ def test_save_stores_each_field_as_the_documented_envelope(storage) -> None:
     raw = configure.get_connection().hgetall(harry.save()["hash"])
     stored = {k.decode(): v.decode() for k, v in raw.items()}
     assert set(stored) == {"id", "name", "house_name", "email", "password", "metadata"}
-    assert stored["name"] == ('{"type": "Unicode", "value": "Harry Potter", '
-                              '"module": "repocket.attributes"}')
-    assert stored["email"] == ('{"type": "Bytes", "value": "harry@hogwards.uk", '
-                               '"module": "repocket.attributes"}')
-    assert stored["id"] == ('{"type": "AutoUUID", "value": "970773fa-4de1-11e5-86f4-6c4008a70392",'
-                            ' "module": "repocket.attributes"}')
+    assert stored["name"] == (
+        '{"type": "Unicode", "value": "Harry Potter", "module": "repocket.attributes"}'
+    )
+    assert stored["email"] == (
+        '{"type": "Bytes", "value": "harry@hogwards.uk", "module": "repocket.attributes"}'
+    )
+    assert stored["id"] == (
+        '{"type": "AutoUUID", "value": "970773fa-4de1-11e5-86f4-6c4008a70392",'
+        ' "module": "repocket.attributes"}'
+    )
     assert json.loads(json.loads(stored["metadata"])["value"]) == harry.metadata
 
 
@@ -75,6 +84,7 @@ def test_pointer_stores_the_target_hash_key(storage) -> None:
 
 # -- index keys ------------------------------------------------------------------------------
 
+
 def test_deleting_removes_every_index_entry(wizards) -> None:
     wizards["Luna Lovegood"].delete()
     keys = [key.decode() for key in configure.get_connection().scan_iter(match="repocket::*")]
@@ -92,11 +102,13 @@ def test_index_keys_never_collide_with_record_keys(wizards) -> None:
 def write_like_0_0_1(record_id: str, **values: object) -> None:
     """Store a record the way 0.0.1 did: the hash alone, with no index data."""
     key = f"repocket:{Wizard.__module__}:Wizard:{record_id}"
-    fields = {"id": json.dumps({"type": "AutoUUID", "value": record_id,
-                                "module": "repocket.attributes"})}
+    fields = {
+        "id": json.dumps({"type": "AutoUUID", "value": record_id, "module": "repocket.attributes"})
+    }
     for name, value in values.items():
-        fields[name] = json.dumps({"type": "Unicode", "value": value,
-                                   "module": "repocket.attributes"})
+        fields[name] = json.dumps(
+            {"type": "Unicode", "value": value, "module": "repocket.attributes"}
+        )
     configure.get_connection().hset(key, mapping=fields)
 
 
@@ -114,8 +126,11 @@ def test_reindex_indexes_records_written_without_index_data(storage) -> None:
 def test_check_finds_stale_and_orphaned_index_data(wizards) -> None:
     connection = configure.get_connection()
     harry = wizards["Harry Potter"]
-    connection.hset(harry.save()["hash"], "house", json.dumps(
-        {"type": "Unicode", "value": "Hufflepuff", "module": "repocket.attributes"}))
+    connection.hset(
+        harry.save()["hash"],
+        "house",
+        json.dumps({"type": "Unicode", "value": "Hufflepuff", "module": "repocket.attributes"}),
+    )
     connection.delete(wizards["Luna Lovegood"].save()["hash"])
     report = Wizard.objects.check()
     assert report.stale == [str(harry.id)]

@@ -23,6 +23,7 @@ UTC = datetime.timezone.utc
 
 # -- records ---------------------------------------------------------------------------------
 
+
 def test_save_is_one_round_trip(storage) -> None:
     build = Build(project=Project.create(name="p"), stdout=b"x", stderr=b"y")
     with count_round_trips(storage) as trips:
@@ -73,9 +74,16 @@ def test_append_is_one_round_trip(storage) -> None:
 
 # -- queries ---------------------------------------------------------------------------------
 
+
 def test_saving_a_new_record_is_one_round_trip_whatever_its_indexes(storage) -> None:
-    wizard = Wizard(name="Harry", house="Gryffindor", age=17, height=1.7, gold=decimal.Decimal(1),
-                    born=datetime.datetime(1980, 7, 31, tzinfo=UTC))
+    wizard = Wizard(
+        name="Harry",
+        house="Gryffindor",
+        age=17,
+        height=1.7,
+        gold=decimal.Decimal(1),
+        born=datetime.datetime(1980, 7, 31, tzinfo=UTC),
+    )
     with count_round_trips(storage) as trips:
         wizard.save()
     assert trips.count == 1
@@ -104,8 +112,12 @@ def test_get_many_and_bulk_create_are_one_round_trip_per_batch(storage, monkeypa
 
 @pytest.mark.parametrize("matches", [1, 20, 60])
 def test_filter_costs_a_constant_number_of_round_trips(storage, matches: int) -> None:
-    Wizard.objects.bulk_create([Wizard(name=f"w{i}", house="Gryffindor" if i < matches else "x",
-                                       age=i) for i in range(100)])
+    Wizard.objects.bulk_create(
+        [
+            Wizard(name=f"w{i}", house="Gryffindor" if i < matches else "x", age=i)
+            for i in range(100)
+        ]
+    )
     with count_round_trips(storage) as trips:
         found = [w for w in Wizard.objects.filter(house="Gryffindor", age__gte=0)]
     assert len(found) == matches

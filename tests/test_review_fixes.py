@@ -47,7 +47,9 @@ def test_json_written_by_0_0_1_as_a_python_literal_is_read() -> None:
     # 0.0.1 stored str(dict): {u'yay': u'this is json baby!'}
     stored = envelope("JSON", "{u'yay': u'this is json baby!', 'n': [1, 2.5, None, True]}")
     assert serialization.loads(Everything.doc, stored, key="k", field="doc") == {
-        "yay": "this is json baby!", "n": [1, 2.5, None, True]}
+        "yay": "this is json baby!",
+        "n": [1, 2.5, None, True],
+    }
 
 
 def test_a_python_literal_that_is_not_json_data_is_an_envelope_error() -> None:
@@ -65,5 +67,5 @@ def test_deeply_nested_json_input_is_a_validation_error() -> None:
     deep: list = []
     for _ in range(100_000):
         deep = [deep]
-    with pytest.raises(ValidationError, match="Everything.doc"):
+    with pytest.raises(ValidationError, match=r"Everything\.doc"):
         Everything(doc=deep)

@@ -46,6 +46,7 @@ def roundtrip(attribute: attributes.Attribute, value: Any) -> Any:
 # (a) Envelope round trips
 # ---------------------------------------------------------------------------
 
+
 @given(texts)
 def test_unicode_envelope_round_trip_keeps_any_string(value: str) -> None:
     assert same_exact(roundtrip(attributes.Unicode(), value), value)
@@ -73,13 +74,15 @@ def test_float_envelope_round_trip_keeps_every_bit(value: float) -> None:
 
 @given(decimals)
 def test_decimal_envelope_round_trip_keeps_digits_exponent_and_specials(
-        value: decimal.Decimal) -> None:
+    value: decimal.Decimal,
+) -> None:
     assert same_decimal(roundtrip(attributes.Decimal(), value), value)
 
 
 @given(datetimes)
 def test_datetime_envelope_round_trip_keeps_wall_time_offset_and_naiveness(
-        value: dt.datetime) -> None:
+    value: dt.datetime,
+) -> None:
     assert same_datetime(roundtrip(attributes.DateTime(), value), value)
 
 
@@ -98,11 +101,17 @@ def test_json_envelope_round_trip_keeps_the_document_and_its_types(value: Any) -
     assert same_json(roundtrip(attributes.JSON(), value), value)
 
 
-@given(st.recursive(st.none() | texts | st.integers(),
-                    lambda children: st.lists(children, max_size=4)
-                    | st.tuples(children, children)
-                    | st.dictionaries(texts, children, max_size=4),
-                    max_leaves=12))
+@given(
+    st.recursive(
+        st.none() | texts | st.integers(),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.tuples(children, children)
+            | st.dictionaries(texts, children, max_size=4)
+        ),
+        max_leaves=12,
+    )
+)
 def test_json_field_holds_exactly_what_a_load_returns(value: Any) -> None:
     # JSON itself normalises (tuples become lists, surrogate pairs join):
     # casting applies that normalisation up front, so nothing changes on storage.
@@ -116,18 +125,21 @@ def test_pointer_envelope_round_trip_gives_the_target_key(value: uuid.UUID) -> N
     assert roundtrip(Everything.owner, target) == f"repocket:tests.models:User:{value}"
 
 
-@given(st.one_of(
-    st.tuples(st.just(attributes.Unicode()), texts),
-    st.tuples(st.just(attributes.Bytes()), binaries),
-    st.tuples(st.just(attributes.Integer()), integers),
-    st.tuples(st.just(attributes.Float()), floats),
-    st.tuples(st.just(attributes.Decimal()), decimals),
-    st.tuples(st.just(attributes.DateTime()), datetimes),
-    st.tuples(st.just(attributes.UUID()), uuids),
-    st.tuples(st.just(attributes.JSON()), json_documents),
-))
+@given(
+    st.one_of(
+        st.tuples(st.just(attributes.Unicode()), texts),
+        st.tuples(st.just(attributes.Bytes()), binaries),
+        st.tuples(st.just(attributes.Integer()), integers),
+        st.tuples(st.just(attributes.Float()), floats),
+        st.tuples(st.just(attributes.Decimal()), decimals),
+        st.tuples(st.just(attributes.DateTime()), datetimes),
+        st.tuples(st.just(attributes.UUID()), uuids),
+        st.tuples(st.just(attributes.JSON()), json_documents),
+    )
+)
 def test_envelope_text_is_strict_ascii_json_with_the_documented_members(
-        case: tuple[attributes.Attribute, Any]) -> None:
+    case: tuple[attributes.Attribute, Any],
+) -> None:
     attribute, value = case
 
     def refuse(constant: str) -> None:

@@ -114,7 +114,8 @@ class RedisStorage(Storage):
             yield
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise StorageConnectionError(
-                f"cannot reach {self.describe()} while trying to {action}: {exc}") from exc
+                f"cannot reach {self.describe()} while trying to {action}: {exc}"
+            ) from exc
         except redis.exceptions.RedisError as exc:
             raise StorageError(f"{self.describe()} failed to {action}: {exc}") from exc
 
@@ -128,9 +129,12 @@ class RedisStorage(Storage):
                 self._queue_write(pipe, write, frozenset(), frozenset())
                 pipe.execute()
                 return
-            self._watched_write(write.collection, write.record_id, write.unique,
-                                lambda pipe, entries, claims:
-                                self._queue_write(pipe, write, entries, claims))
+            self._watched_write(
+                write.collection,
+                write.record_id,
+                write.unique,
+                lambda pipe, entries, claims: self._queue_write(pipe, write, entries, claims),
+            )
 
     def save_records(self, writes: Sequence[RecordWrite]) -> None:
         """New records without unique claims go in one transaction; others one by one."""
@@ -145,19 +149,23 @@ class RedisStorage(Storage):
             if not (write.new and not write.unique):
                 self.save_record(write)
 
-    def delete_record(self, collection: Collection, record_id: str,
-                      streams: Sequence[str]) -> int:
+    def delete_record(self, collection: Collection, record_id: str, streams: Sequence[str]) -> int:
         key = collection.record_key(record_id)
         keys = [key, *(collection.stream_key(record_id, name) for name in streams)]
         with self._errors(f"delete {key}"):
             replies = self._watched_write(
-                collection, record_id, frozenset(),
+                collection,
+                record_id,
+                frozenset(),
                 lambda pipe, entries, claims: self._queue_delete(
-                    pipe, collection, record_id, keys, entries, claims))
+                    pipe, collection, record_id, keys, entries, claims
+                ),
+            )
         return int(replies[0])
 
-    def append_to_stream(self, collection: Collection, record_id: str,
-                         field: str, data: bytes) -> int:
+    def append_to_stream(
+        self, collection: Collection, record_id: str, field: str, data: bytes
+    ) -> int:
         key = collection.stream_key(record_id, field)
         with self._errors(f"append to {key}"):
             if not data:
@@ -166,8 +174,13 @@ class RedisStorage(Storage):
                 return int(self._client.strlen(key))
             return int(self._client.append(key, data))
 
-    def _queue_write(self, pipe: Any, write: RecordWrite, old_entries: frozenset[IndexEntry],
-                     old_claims: frozenset[UniqueClaim]) -> None:
+    def _queue_write(
+        self,
+        pipe: Any,
+        write: RecordWrite,
+        old_entries: frozenset[IndexEntry],
+        old_claims: frozenset[UniqueClaim],
+    ) -> None:
         collection, record_id = write.collection, write.record_id
         if write.fields:
             pipe.hset(collection.record_key(record_id), mapping=dict(write.fields))
@@ -191,12 +204,20 @@ class RedisStorage(Storage):
         if stale:
             pipe.hdel(collection.unique_key, *stale)
         if write.unique:
-            pipe.hset(collection.unique_key,
-                      mapping={_claim_field(c): record_id for c in write.unique})
+            pipe.hset(
+                collection.unique_key, mapping={_claim_field(c): record_id for c in write.unique}
+            )
         pipe.set(collection.terms_key(record_id), _dump_terms(new_entries, write.unique))
 
-    def _queue_delete(self, pipe: Any, collection: Collection, record_id: str, keys: list[str],
-                      entries: frozenset[IndexEntry], claims: frozenset[UniqueClaim]) -> None:
+    def _queue_delete(
+        self,
+        pipe: Any,
+        collection: Collection,
+        record_id: str,
+        keys: list[str],
+        entries: frozenset[IndexEntry],
+        claims: frozenset[UniqueClaim],
+    ) -> None:
         pipe.delete(*keys)
         for entry in entries:
             _queue_remove_entry(pipe, collection, record_id, entry)
@@ -205,8 +226,9 @@ class RedisStorage(Storage):
         pipe.delete(collection.terms_key(record_id))
         pipe.zrem(collection.ids_key, record_id)
 
-    def _watched_write(self, collection: Collection, record_id: str,
-                       claims: frozenset[UniqueClaim], queue: Any) -> list[Any]:
+    def _watched_write(
+        self, collection: Collection, record_id: str, claims: frozenset[UniqueClaim], queue: Any
+    ) -> list[Any]:
         """Read the record's remembered entries under WATCH, then queue and EXEC.
 
         Two round trips: WATCH + reads pipelined on one connection, then
@@ -220,11 +242,14 @@ class RedisStorage(Storage):
                 # redis-py runs commands at once after watch(); we want WATCH
                 # and the reads in one round trip, so send them together on the
                 # pipeline's connection.
-                replies = _send_on_watched_connection(pipe, [
-                    ("WATCH", *watched),
-                    ("GET", terms_key),
-                    *([("HMGET", collection.unique_key, *claim_fields)] if claims else []),
-                ])
+                replies = _send_on_watched_connection(
+                    pipe,
+                    [
+                        ("WATCH", *watched),
+                        ("GET", terms_key),
+                        *([("HMGET", collection.unique_key, *claim_fields)] if claims else []),
+                    ],
+                )
                 old_entries, old_claims = _load_terms(replies[1])
                 if claims:
                     for claim, owner in zip(sorted(claims), replies[2], strict=True):
@@ -233,15 +258,20 @@ class RedisStorage(Storage):
                             raise UniqueViolation(
                                 f"{collection.label}.{claim.field} must be unique; "
                                 f"record {owner.decode()} already holds that value",
-                                claim=claim, other_id=owner.decode(), field=claim.field)
+                                claim=claim,
+                                other_id=owner.decode(),
+                                field=claim.field,
+                            )
                 pipe.multi()
                 queue(pipe, old_entries, old_claims)
                 try:
                     return list(pipe.execute())
                 except redis.exceptions.WatchError:
                     continue
-        raise ConflictError(f"gave up writing {collection.record_key(record_id)} after "
-                            f"{MAX_WRITE_ATTEMPTS} attempts: other clients kept changing it")
+        raise ConflictError(
+            f"gave up writing {collection.record_key(record_id)} after "
+            f"{MAX_WRITE_ATTEMPTS} attempts: other clients kept changing it"
+        )
 
     # -- reading -------------------------------------------------------------------
 
@@ -255,8 +285,11 @@ class RedisStorage(Storage):
                 fields = self._client.hgetall(request.collection.record_key(request.record_id))
             if not fields:
                 return [None]
-            return [StoredRecord(request.record_id,
-                                 {_text(name): value for name, value in fields.items()}, {})]
+            return [
+                StoredRecord(
+                    request.record_id, {_text(name): value for name, value in fields.items()}, {}
+                )
+            ]
         with self._errors(f"load {len(requests)} record(s)"):
             pipe = self._client.pipeline(transaction=False)
             for request in requests:
@@ -271,10 +304,13 @@ class RedisStorage(Storage):
             if not fields:
                 results.append(None)
                 continue
-            results.append(StoredRecord(
-                request.record_id,
-                {_text(name): value for name, value in fields.items()},
-                streams))
+            results.append(
+                StoredRecord(
+                    request.record_id,
+                    {_text(name): value for name, value in fields.items()},
+                    streams,
+                )
+            )
         return results
 
     def iter_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
@@ -293,8 +329,14 @@ class RedisStorage(Storage):
         with self._errors(f"count {collection.label}"):
             return int(self._client.zcard(collection.ids_key))
 
-    def query_ids(self, collection: Collection, plan: Plan, order: Order | None = None,
-                  offset: int = 0, limit: int | None = None) -> list[str]:
+    def query_ids(
+        self,
+        collection: Collection,
+        plan: Plan,
+        order: Order | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[str]:
         stop = -1 if limit is None else offset + limit - 1
         if limit == 0:
             return []
@@ -307,8 +349,14 @@ class RedisStorage(Storage):
                 if order.descending:
                     low, high = high, low
                 page: Any = self._client.zrange(
-                    key, low, high, desc=order.descending, byscore=True,
-                    offset=offset, num=-1 if limit is None else limit)
+                    key,
+                    low,
+                    high,
+                    desc=order.descending,
+                    byscore=True,
+                    offset=offset,
+                    num=-1 if limit is None else limit,
+                )
                 return [_text(member) for member in page]
             pipe = self._client.pipeline(transaction=True)
             temps: list[str] = []
@@ -332,8 +380,9 @@ class RedisStorage(Storage):
             pipe.unlink(*temps)
             return int(pipe.execute()[-2])
 
-    def iter_query_ids(self, collection: Collection, plan: Plan, order: Order | None = None,
-                       batch_size: int = 500) -> Iterator[str]:
+    def iter_query_ids(
+        self, collection: Collection, plan: Plan, order: Order | None = None, batch_size: int = 500
+    ) -> Iterator[str]:
         """Iterate a snapshot of the result, taken when iteration starts.
 
         The ordered result is left in a temporary key that each round trip
@@ -378,7 +427,8 @@ class RedisStorage(Storage):
                 if not page:
                     raise StorageError(
                         f"the results of a query on {collection.label} expired while being "
-                        f"iterated (more than {SNAPSHOT_TTL_MS // 1000} s between batches)")
+                        f"iterated (more than {SNAPSHOT_TTL_MS // 1000} s between batches)"
+                    )
                 taken += len(page)
                 yield from (_text(member) for member in page)
         finally:
@@ -398,8 +448,9 @@ class RedisStorage(Storage):
             pipe.zremrangebyrank(snapshot, 0, batch_size - 1)
         pipe.pexpire(snapshot, SNAPSHOT_TTL_MS)
 
-    def _ordered(self, pipe: Any, collection: Collection, plan: Plan, order: Order | None,
-                 temps: list[str]) -> tuple[str, bool]:
+    def _ordered(
+        self, pipe: Any, collection: Collection, plan: Plan, order: Order | None, temps: list[str]
+    ) -> tuple[str, bool]:
         """Queue steps leaving the plan's ids in a sorted set; return it and
         whether to read it from the top (descending order)."""
         source = self._evaluate(pipe, collection, plan, temps)
@@ -451,10 +502,11 @@ class RedisStorage(Storage):
             for key in self._client.scan_iter(match=collection.record_pattern, count=batch_size):
                 text = _text(key)
                 if STREAM_INFIX not in text:
-                    yield text[len(collection.prefix) + 1:]
+                    yield text[len(collection.prefix) + 1 :]
 
-    def read_index_entries(self, collection: Collection, record_ids: Sequence[str]
-                           ) -> list[tuple[frozenset[IndexEntry], frozenset[UniqueClaim]] | None]:
+    def read_index_entries(
+        self, collection: Collection, record_ids: Sequence[str]
+    ) -> list[tuple[frozenset[IndexEntry], frozenset[UniqueClaim]] | None]:
         if not record_ids:
             return []
         with self._errors(f"read index entries of {collection.label}"):
@@ -493,6 +545,7 @@ class RedisStorage(Storage):
 # helpers
 # ---------------------------------------------------------------------------
 
+
 def _send_on_watched_connection(pipe: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     """Send commands in one round trip on the pipeline's own connection.
 
@@ -521,8 +574,9 @@ def _send_on_watched_connection(pipe: Any, commands: list[tuple[Any, ...]]) -> l
     return replies
 
 
-def _direct_order(collection: Collection, plan: Plan, order: Order | None
-                  ) -> tuple[str, str, str] | None:
+def _direct_order(
+    collection: Collection, plan: Plan, order: Order | None
+) -> tuple[str, str, str] | None:
     """``(key, low, high)`` when an ordered plan can be read straight from
     the order index: every record, or a score range of that same index."""
     if order is None:
@@ -535,8 +589,9 @@ def _direct_order(collection: Collection, plan: Plan, order: Order | None
     return None
 
 
-def _queue_remove_entry(pipe: Any, collection: Collection, record_id: str,
-                        entry: IndexEntry) -> None:
+def _queue_remove_entry(
+    pipe: Any, collection: Collection, record_id: str, entry: IndexEntry
+) -> None:
     if entry.score is None:
         pipe.srem(collection.index_key(entry.name), record_id)
     else:
@@ -548,18 +603,22 @@ def _claim_field(claim: UniqueClaim) -> str:
 
 
 def _dump_terms(entries: frozenset[IndexEntry], claims: frozenset[UniqueClaim]) -> str:
-    return json.dumps({
-        "entries": [[e.name, e.score] for e in sorted(entries, key=lambda e: e.name)],
-        "unique": [[c.field, c.term] for c in sorted(claims)],
-    })
+    return json.dumps(
+        {
+            "entries": [[e.name, e.score] for e in sorted(entries, key=lambda e: e.name)],
+            "unique": [[c.field, c.term] for c in sorted(claims)],
+        }
+    )
 
 
 def _load_terms(raw: bytes | None) -> tuple[frozenset[IndexEntry], frozenset[UniqueClaim]]:
     if raw is None:
         return frozenset(), frozenset()
     data = json.loads(raw)
-    return (frozenset(IndexEntry(name, score) for name, score in data["entries"]),
-            frozenset(UniqueClaim(name, term) for name, term in data["unique"]))
+    return (
+        frozenset(IndexEntry(name, score) for name, score in data["entries"]),
+        frozenset(UniqueClaim(name, term) for name, term in data["unique"]),
+    )
 
 
 def _bound(value: float, open_: bool) -> str:

@@ -200,10 +200,12 @@ class QueryConformance(BackendSuite):
     def test_aware_datetimes_near_year_1_and_9999_are_saved_and_found(
         self, storage: Storage
     ) -> None:
-        early_at = datetime.datetime(1, 1, 1, tzinfo=datetime.timezone(
-            datetime.timedelta(hours=5, minutes=45)))
-        late_at = datetime.datetime(9999, 12, 31, 23, 59, tzinfo=datetime.timezone(
-            -datetime.timedelta(hours=5)))
+        early_at = datetime.datetime(
+            1, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=5, minutes=45))
+        )
+        late_at = datetime.datetime(
+            9999, 12, 31, 23, 59, tzinfo=datetime.timezone(-datetime.timedelta(hours=5))
+        )
         early, late = Event.create(at=early_at), Event.create(at=late_at)
         assert Event.objects.get(at=early_at) == early
         assert [e.id for e in Event.objects.order_by("at")] == [early.id, late.id]
@@ -228,17 +230,14 @@ class QueryConformance(BackendSuite):
             "Luna Lovegood",
         ]
 
-    def test_ties_come_by_id_in_the_direction_of_the_sort(
-        self, wizards: dict[str, Wizard]
-    ) -> None:
+    def test_ties_come_by_id_in_the_direction_of_the_sort(self, wizards: dict[str, Wizard]) -> None:
         seventeen = sorted(str(w.id) for w in wizards.values() if w.age == 17)
         for spec, expected in (("age", seventeen), ("-age", seventeen[::-1])):
             ids = [str(w.id) for w in Wizard.objects.filter(age=17).order_by(spec)]
             assert ids == expected
             # the same rule when the sort is done in Python (two sort fields,
             # equal in both: the two Gryffindors of 17)
-            both = [i for i in expected
-                    if wizards_by_id(wizards)[i].house == "Gryffindor"]
+            both = [i for i in expected if wizards_by_id(wizards)[i].house == "Gryffindor"]
             query = Wizard.objects.filter(age=17, house="Gryffindor").order_by(spec, "house")
             assert [str(w.id) for w in query] == both
             # and when the whole model is read from the order index
