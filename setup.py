@@ -32,6 +32,8 @@ setup(
             "pytest>=7.4",
             "hypothesis>=6.90",
             "build>=1.0",
+            "ruff>=0.5",
+            "mypy>=1.10",
         ],
         "docs": [
             "sphinx>=7.2",
