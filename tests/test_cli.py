@@ -153,38 +153,38 @@ def test_models_lists_each_model_with_its_fields_and_record_count(
 ) -> None:
     models.User.create(name="Ron Weasley")
     models.Build.create(project=models.Project.create(name="repocket"))
-    result = invoke("models", "--url", url, "--import", "tests.models")
+    result = invoke("models", "--url", url, "--import", "repocket.testing.models")
     assert result.exit_code == 0, result.output
     assert result.output.startswith(
-        "tests.models.User: 2 records\n"
+        "repocket.testing.models.User: 2 records\n"
         "  id          AutoUUID\n"
         "  name        Unicode\n"
         "  house_name  Unicode\n"
         "  email       Bytes\n"
         "  password    Bytes\n"
         "  metadata    JSON\n"
-        "tests.models.Project: 1 record\n"
+        "repocket.testing.models.Project: 1 record\n"
     )
     assert (
-        "tests.models.Build: 1 record\n"
+        "repocket.testing.models.Build: 1 record\n"
         "  id          AutoUUID\n"
-        "  project     Pointer -> tests.models.Project\n"
+        "  project     Pointer -> repocket.testing.models.Project\n"
     ) in result.output
-    assert "tests.models.BlogPost: 0 records\n" in result.output
+    assert "repocket.testing.models.BlogPost: 0 records\n" in result.output
     assert "  created_at  DateTime (auto_now)\n" in result.output
     assert "  log     ByteStream\n" in result.output
 
 
 def test_models_lists_only_the_models_of_the_imported_modules(url: str) -> None:
-    result = invoke("models", "--url", url, "--import", "tests.models")
+    result = invoke("models", "--url", url, "--import", "repocket.testing.models")
     assert result.exit_code == 0, result.output
     listed = [line.split(":")[0] for line in result.output.splitlines() if not line.startswith(" ")]
     assert listed == [
-        "tests.models.User",
-        "tests.models.Project",
-        "tests.models.Build",
-        "tests.models.BlogPost",
-        "tests.models.Everything",
+        "repocket.testing.models.User",
+        "repocket.testing.models.Project",
+        "repocket.testing.models.Build",
+        "repocket.testing.models.BlogPost",
+        "repocket.testing.models.Everything",
     ]
 
 
@@ -233,7 +233,11 @@ def test_models_needs_an_import() -> None:
 
 def test_models_fails_clearly_when_the_server_is_unreachable() -> None:
     result = invoke(
-        "models", "--url", f"redis://127.0.0.1:{_free_port()}/0", "--import", "tests.models"
+        "models",
+        "--url",
+        f"redis://127.0.0.1:{_free_port()}/0",
+        "--import",
+        "repocket.testing.models",
     )
     assert result.exit_code == 1
     assert result.output.startswith("Error: cannot reach redis at 127.0.0.1:")
@@ -242,11 +246,11 @@ def test_models_fails_clearly_when_the_server_is_unreachable() -> None:
 def test_inspect_prints_each_stored_envelope_and_its_decoded_value(
     url: str, harry: models.User
 ) -> None:
-    result = invoke("inspect", "--url", url, "tests.models.User", str(harry.id))
+    result = invoke("inspect", "--url", url, "repocket.testing.models.User", str(harry.id))
     assert result.exit_code == 0, result.output
-    key = "repocket:tests.models:User:970773fa-4de1-11e5-86f4-6c4008a70392"
+    key = "repocket:repocket.testing.models:User:970773fa-4de1-11e5-86f4-6c4008a70392"
     assert result.output == (
-        "tests.models.User 970773fa-4de1-11e5-86f4-6c4008a70392\n"
+        "repocket.testing.models.User 970773fa-4de1-11e5-86f4-6c4008a70392\n"
         f"hash {key} in {configure.storage().describe()}\n"
         "\n"
         "id (AutoUUID)\n"
@@ -286,7 +290,9 @@ def test_inspect_shows_pointers_streams_and_missing_fields(url: str) -> None:
     build = models.Build.create(project=project, stdout=b"collecting tests\n")
     key = build.save()["hash"]
     configure.get_connection().hdel(key, "ended_at")
-    result = invoke("inspect", "--url", url, "--import", "tests.models", "Build", str(build.id))
+    result = invoke(
+        "inspect", "--url", url, "--import", "repocket.testing.models", "Build", str(build.id)
+    )
     assert result.exit_code == 0, result.output
     out = result.output
     assert (
@@ -307,17 +313,18 @@ def test_inspect_shows_pointers_streams_and_missing_fields(url: str) -> None:
 
 def test_inspect_shortens_long_streams(url: str) -> None:
     build = models.Build.create(project=models.Project.create(name="x"), stdout=b"a" * 1000)
-    result = invoke("inspect", "--url", url, "tests.models.Build", str(build.id))
+    result = invoke("inspect", "--url", url, "repocket.testing.models.Build", str(build.id))
     assert result.exit_code == 0, result.output
     assert f"  stored:  {b'a' * 200!r}... (1000 bytes)\n" in result.output
 
 
 def test_inspect_lists_hash_fields_the_model_does_not_declare(url: str, harry: models.User) -> None:
     configure.get_connection().hset(harry.save()["hash"], "wand", b"holly")
-    result = invoke("inspect", "--url", url, "tests.models.User", str(harry.id))
+    result = invoke("inspect", "--url", url, "repocket.testing.models.User", str(harry.id))
     assert result.exit_code == 0, result.output
     assert result.output.endswith(
-        "\nwand (not declared by tests.models.User; ignored when loading)\n  stored:  holly\n"
+        "\nwand (not declared by repocket.testing.models.User; ignored when loading)\n"
+        "  stored:  holly\n"
     )
 
 
@@ -325,7 +332,7 @@ def test_inspect_reports_an_envelope_it_cannot_decode_and_fails(
     url: str, harry: models.User
 ) -> None:
     configure.get_connection().hset(harry.save()["hash"], "name", b"\xff not json")
-    result = invoke("inspect", "--url", url, "tests.models.User", str(harry.id))
+    result = invoke("inspect", "--url", url, "repocket.testing.models.User", str(harry.id))
     assert result.exit_code == 1
     assert "name (Unicode)\n  stored:  b'\\xff not json'\n  error:   " in result.output
     assert "  decoded: 'Gryffindor'\n" in result.output  # the other fields are still shown
@@ -334,13 +341,17 @@ def test_inspect_reports_an_envelope_it_cannot_decode_and_fails(
 
 def test_inspect_fails_when_the_record_does_not_exist(url: str) -> None:
     result = invoke(
-        "inspect", "--url", url, "tests.models.User", "00000000-0000-0000-0000-000000000000"
+        "inspect",
+        "--url",
+        url,
+        "repocket.testing.models.User",
+        "00000000-0000-0000-0000-000000000000",
     )
     assert result.exit_code == 1
     assert result.output == (
-        "Error: no tests.models.User record 00000000-0000-0000-0000-000000000000 in "
+        "Error: no repocket.testing.models.User record 00000000-0000-0000-0000-000000000000 in "
         f"{configure.storage().describe()} "
-        "(key repocket:tests.models:User:00000000-0000-0000-0000-000000000000)\n"
+        "(key repocket:repocket.testing.models:User:00000000-0000-0000-0000-000000000000)\n"
     )
 
 
@@ -350,19 +361,19 @@ def test_inspect_fails_clearly_when_the_server_is_unreachable() -> None:
         "inspect",
         "--url",
         f"redis://127.0.0.1:{port}/0",
-        "tests.models.User",
+        "repocket.testing.models.User",
         "970773fa-4de1-11e5-86f4-6c4008a70392",
     )
     assert result.exit_code == 1
     assert result.output.startswith(
         f"Error: cannot reach redis at 127.0.0.1:{port} (db 0) while trying to read "
-        "repocket:tests.models:User:970773fa-4de1-11e5-86f4-6c4008a70392: "
+        "repocket:repocket.testing.models:User:970773fa-4de1-11e5-86f4-6c4008a70392: "
     )
 
 
 def test_inspect_accepts_an_id_in_any_uuid_spelling(url: str, harry: models.User) -> None:
     result = invoke(
-        "inspect", "--url", url, "tests.models.User", "970773FA4DE111E586F46C4008A70392"
+        "inspect", "--url", url, "repocket.testing.models.User", "970773FA4DE111E586F46C4008A70392"
     )
     assert result.exit_code == 0, result.output
     assert "decoded: 'Harry Potter'" in result.output
@@ -372,31 +383,38 @@ def test_inspect_accepts_an_id_in_any_uuid_spelling(url: str, harry: models.User
     "args, message",
     [
         (
-            ["tests.models.User", "not-an-id"],
-            "Invalid value for ID: 'not-an-id' is not a tests.models.User id",
+            ["repocket.testing.models.User", "not-an-id"],
+            "Invalid value for ID: 'not-an-id' is not a repocket.testing.models.User id",
         ),
         (
-            ["tests.models.Wizard", "970773fa-4de1-11e5-86f4-6c4008a70392"],
-            "Invalid value for MODEL: tests.models declares no model named Wizard",
+            ["repocket.testing.models.Wizard", "970773fa-4de1-11e5-86f4-6c4008a70392"],
+            "Invalid value for MODEL: repocket.testing.models declares no model named Wizard",
         ),
         (
             ["Wizard", "970773fa-4de1-11e5-86f4-6c4008a70392"],
             "Invalid value for MODEL: no imported model is named Wizard; imported models: none",
         ),
         (
-            ["--import", "tests.models", "Wizard", "970773fa-4de1-11e5-86f4-6c4008a70392"],
-            "imported models: tests.models.User, tests.models.Project, tests.models.Build",
+            [
+                "--import",
+                "repocket.testing.models",
+                "Wizard",
+                "970773fa-4de1-11e5-86f4-6c4008a70392",
+            ],
+            "imported models: repocket.testing.models.User, repocket.testing.models.Project, "
+            "repocket.testing.models.Build",
         ),
         (
             [
                 "--import",
-                "tests.models",
+                "repocket.testing.models",
                 "--import",
                 "repocket.demo",
                 "User",
                 "970773fa-4de1-11e5-86f4-6c4008a70392",
             ],
-            "Invalid value for MODEL: User is ambiguous: tests.models.User, repocket.demo.User",
+            "Invalid value for MODEL: User is ambiguous: repocket.testing.models.User, "
+            "repocket.demo.User",
         ),
     ],
 )
@@ -423,7 +441,7 @@ def test_inspect_reads_other_backends_through_load_record(monkeypatch: pytest.Mo
     url = f"opaque://test-cli-{uuid.uuid4().hex}"
     configure.from_url(url)
     harry = models.User.create(name="Harry Potter", password=b"\x00\xff")
-    result = invoke("inspect", "--url", url, "tests.models.User", str(harry.id))
+    result = invoke("inspect", "--url", url, "repocket.testing.models.User", str(harry.id))
     assert result.exit_code == 0, result.output
     assert (
         "password (Bytes)\n"
@@ -454,43 +472,51 @@ def _forget_index_data() -> None:
 
 
 def test_check_passes_on_consistent_data(url: str, harry: models.User) -> None:
-    result = invoke("check", "--url", url, "--import", "tests.models", "User")
+    result = invoke("check", "--url", url, "--import", "repocket.testing.models", "User")
     assert result.exit_code == 0, result.output
-    assert "tests.models.User: ok: 1 checked, 0 missing, 0 stale, 0 orphaned" in result.output
+    assert (
+        "repocket.testing.models.User: ok: 1 checked, 0 missing, 0 stale, 0 orphaned"
+        in result.output
+    )
 
 
 def test_check_reports_records_missing_from_the_index_and_fails(
     url: str, harry: models.User
 ) -> None:
     _forget_index_data()
-    result = invoke("check", "--url", url, "--import", "tests.models", "User", "Project")
+    result = invoke("check", "--url", url, "--import", "repocket.testing.models", "User", "Project")
     assert result.exit_code == 1
-    assert "tests.models.User: INCONSISTENT: 1 checked, 1 missing, 0 stale, 0 orphaned" in (
-        result.output
+    assert (
+        "repocket.testing.models.User: INCONSISTENT: 1 checked, 1 missing, 0 stale, 0 orphaned"
+        in (result.output)
     )
     assert f"  missing: {harry.id}" in result.output
-    assert "tests.models.Project: ok: 0 checked" in result.output
+    assert "repocket.testing.models.Project: ok: 0 checked" in result.output
     assert "run `repocket reindex`" in result.output
 
 
 def test_reindex_rebuilds_the_index_and_check_then_passes(url: str, harry: models.User) -> None:
     _forget_index_data()
     assert models.User.objects.filter(house_name="Gryffindor").count() == 0
-    result = invoke("reindex", "--url", url, "--import", "tests.models", "User")
+    result = invoke("reindex", "--url", url, "--import", "repocket.testing.models", "User")
     assert result.exit_code == 0, result.output
-    assert "tests.models.User: 1 record indexed" in result.output
+    assert "repocket.testing.models.User: 1 record indexed" in result.output
     assert models.User.objects.filter(house_name="Gryffindor").count() == 1
-    assert invoke("check", "--url", url, "--import", "tests.models", "User").exit_code == 0
+    assert (
+        invoke("check", "--url", url, "--import", "repocket.testing.models", "User").exit_code == 0
+    )
 
 
 def test_check_and_reindex_refuse_an_unknown_model(url: str) -> None:
     for command in ("check", "reindex"):
-        result = invoke(command, "--url", url, "--import", "tests.models", "Nope")
+        result = invoke(command, "--url", url, "--import", "repocket.testing.models", "Nope")
         assert result.exit_code == 2
         assert "no imported model is named Nope" in result.output
 
 
 def test_check_fails_clearly_when_the_server_is_unreachable() -> None:
-    result = invoke("check", "--url", "redis://127.0.0.1:1/0", "--import", "tests.models")
+    result = invoke(
+        "check", "--url", "redis://127.0.0.1:1/0", "--import", "repocket.testing.models"
+    )
     assert result.exit_code == 1
     assert result.output.startswith("Error: cannot reach redis at 127.0.0.1:1")

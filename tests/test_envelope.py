@@ -22,7 +22,7 @@ from repocket.errors import EnvelopeError, RepocketError, UnknownFieldError, Val
 from .models import Everything, Project, User
 
 HARRY_ID = uuid.UUID("970773fa-4de1-11e5-86f4-6c4008a70392")
-RECORD_KEY = "repocket:tests.models:User:970773fa-4de1-11e5-86f4-6c4008a70392"
+RECORD_KEY = "repocket:repocket.testing.models:User:970773fa-4de1-11e5-86f4-6c4008a70392"
 
 
 def envelope_text(

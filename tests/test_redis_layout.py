@@ -13,7 +13,7 @@ import json
 import pytest
 
 from repocket.connections import configure
-from repocket.testing.models import Wizard
+from repocket.testing.query_models import Wizard
 from repocket.testing.suite.queries import create_wizards, names
 
 from .models import BlogPost, Build, Project, User
@@ -61,7 +61,7 @@ def test_bytestream_is_stored_in_its_own_string_key(storage) -> None:
     post = BlogPost(body="the initial content\n")
     keys = post.save()
     body_key = keys["strings"]["body"]
-    assert body_key == f"repocket:tests.models:BlogPost:{post.id}:field:body"
+    assert body_key == f"repocket:repocket.testing.models:BlogPost:{post.id}:field:body"
     assert configure.get_connection().get(body_key) == b"the initial content\n"
     assert b"body" not in configure.get_connection().hgetall(keys["hash"])
 
@@ -69,7 +69,7 @@ def test_bytestream_is_stored_in_its_own_string_key(storage) -> None:
 def test_append_appends_in_storage_and_on_the_instance(storage) -> None:
     post = BlogPost.create(body="the initial content\n")
     body_key = post.append_body("more content\n")
-    assert body_key == f"repocket:tests.models:BlogPost:{post.id}:field:body"
+    assert body_key == f"repocket:repocket.testing.models:BlogPost:{post.id}:field:body"
     assert configure.get_connection().get(body_key) == b"the initial content\nmore content\n"
     assert post.body == b"the initial content\nmore content\n"
     assert BlogPost.objects.get(id=post.id).body == b"the initial content\nmore content\n"
@@ -79,7 +79,7 @@ def test_pointer_stores_the_target_hash_key(storage) -> None:
     project = Project.create(name="repocket")
     build = Build.create(project=project)
     raw = configure.get_connection().hget(build.save()["hash"], "project")
-    assert json.loads(raw)["value"] == f"repocket:tests.models:Project:{project.id}"
+    assert json.loads(raw)["value"] == f"repocket:repocket.testing.models:Project:{project.id}"
 
 
 # -- index keys ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import decimal
 
 import pytest
 
-from repocket.testing.models import Wizard
+from repocket.testing.query_models import Wizard
 
 from .models import Build, Project
 from .roundtrips import count_round_trips

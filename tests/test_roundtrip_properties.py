@@ -122,7 +122,7 @@ def test_json_field_holds_exactly_what_a_load_returns(value: Any) -> None:
 @given(uuids)
 def test_pointer_envelope_round_trip_gives_the_target_key(value: uuid.UUID) -> None:
     target = User(id=value)
-    assert roundtrip(Everything.owner, target) == f"repocket:tests.models:User:{value}"
+    assert roundtrip(Everything.owner, target) == f"repocket:repocket.testing.models:User:{value}"
 
 
 @given(

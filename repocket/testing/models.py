@@ -1,16 +1,16 @@
 """The models the conformance suite (:mod:`repocket.testing.suite`) stores.
 
 Those of repocket 0.0.1's documentation and tests (``User``, ``Project``,
-``Build``, ``BlogPost``), one with a field of every type (``Everything``), one
-with every kind of index (``Wizard``) and one without a range index
-(``Unindexed``).  Their records live under ``repocket:repocket.testing.models:...``.
+``Build``, ``BlogPost``) and one with a field of every type (``Everything``).
+Their records live under ``repocket:repocket.testing.models:...``.  The
+models of the query tests are in :mod:`repocket.testing.query_models`.
 """
 
 from __future__ import annotations
 
 from .. import ActiveRecord, attributes
 
-__all__ = ["User", "Project", "Build", "BlogPost", "Everything", "Wizard", "Unindexed", "Event"]
+__all__ = ["User", "Project", "Build", "BlogPost", "Everything"]
 
 
 class User(ActiveRecord):
@@ -65,29 +65,3 @@ class Everything(ActiveRecord):
     doc = attributes.JSON()
     owner = attributes.Pointer(User)
     log = attributes.ByteStream()
-
-
-class Wizard(ActiveRecord):
-    """A model with every kind of index."""
-
-    name = attributes.Unicode(index="prefix")
-    house = attributes.Unicode()
-    age = attributes.Integer(null=True)
-    height = attributes.Float(null=True)
-    gold = attributes.Decimal(null=True)
-    born = attributes.DateTime(null=True)
-    wand = attributes.Unicode(unique=True, null=True)
-    notes = attributes.Unicode(index=False)
-    spells = attributes.JSON()
-
-
-class Unindexed(ActiveRecord):
-    """A DateTime without a range index: ordering by it sorts in Python."""
-
-    when = attributes.DateTime(index=False)
-
-
-class Event(ActiveRecord):
-    """A model with an indexed DateTime."""
-
-    at = attributes.DateTime()

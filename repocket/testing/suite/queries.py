@@ -12,7 +12,8 @@ import pytest
 
 from ...errors import UniqueViolation, UnknownFieldError, ValidationError
 from ...storage import Storage
-from ..models import Build, Event, Project, Wizard
+from ..models import Build, Project
+from ..query_models import Event, Wizard
 from .base import BackendSuite, rewrite_stored_fields, unindex
 
 __all__ = ["QueryConformance", "create_wizards"]

@@ -16,7 +16,8 @@ import pytest
 
 from ...errors import EnvelopeError, ValidationError
 from ...storage import Storage
-from ..models import Build, Everything, Project, Unindexed, User
+from ..models import Build, Everything, Project, User
+from ..query_models import Unindexed
 from .base import BackendSuite, rewrite_stored_fields
 
 __all__ = ["StoredDataConformance"]
