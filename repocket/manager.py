@@ -223,7 +223,8 @@ class Manager(Generic[M]):
         seen: set[str] = set()
         indexed = 0
         for batch in _batched(storage.iter_stored_ids(model._collection, batch_size), batch_size):
-            fresh = [record_id for record_id in batch if record_id not in seen]
+            # a scan may return an id twice, even within one batch
+            fresh = [i for i in dict.fromkeys(batch) if i not in seen]
             seen.update(fresh)
             records = [r for r in load_many(model, fresh, with_pointers=False) if r is not None]
             writes = [record._index_write() for record in records]
@@ -245,7 +246,7 @@ class Manager(Generic[M]):
         report = IndexReport()
         stored: set[str] = set()
         for batch in _batched(storage.iter_stored_ids(model._collection, batch_size), batch_size):
-            fresh = [record_id for record_id in batch if record_id not in stored]
+            fresh = [i for i in dict.fromkeys(batch) if i not in stored]
             stored.update(fresh)
             records = [r for r in load_many(model, fresh, with_pointers=False) if r is not None]
             remembered = storage.read_index_entries(
