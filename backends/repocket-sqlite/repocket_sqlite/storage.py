@@ -36,6 +36,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -284,7 +285,7 @@ class SQLiteStorage(Storage):
         )
         try:
             if self.journal_mode and not self.memory:
-                conn.execute(f"PRAGMA journal_mode = {_pragma_word(self.journal_mode)}")
+                self._set_journal_mode(conn, _pragma_word(self.journal_mode))
             if self.synchronous:
                 conn.execute(f"PRAGMA synchronous = {_pragma_word(self.synchronous)}")
             self._create_schema(conn)
@@ -292,6 +293,27 @@ class SQLiteStorage(Storage):
             conn.close()
             raise
         return conn
+
+    def _set_journal_mode(self, conn: sqlite3.Connection, mode: str) -> None:
+        """Switch the file's journal mode, unless it is in that mode already.
+
+        Changing it takes an exclusive lock, and SQLite answers "database is
+        locked" at once, without its busy timeout, when another connection
+        opening the same new file holds the lock: so wait and retry, for at
+        most the busy timeout.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            current = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(current).lower() == mode.lower():
+                return
+            try:
+                conn.execute(f"PRAGMA journal_mode = {mode}")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         """Create the tables when missing (a read when they exist, a write otherwise)."""

@@ -539,3 +539,33 @@ def test_no_statement_of_a_save_or_an_indexed_query_walks_the_collection(
             if scan or (detail.startswith("SEARCH") and detail.endswith("(collection=?)")):
                 walks.append((sql, detail))
     assert not walks
+
+
+def test_many_connections_opening_a_new_file_at_once(tmp_path: Path) -> None:
+    # Switching a new file to WAL takes an exclusive lock that SQLite does not
+    # wait for; every connection must still open, however they race.
+    for attempt in range(10):
+        store = SQLiteStorage(tmp_path / f"race-{attempt}.db")
+        barrier = threading.Barrier(8)
+        errors: list[BaseException] = []
+
+        def open_and_write(
+            worker: int,
+            store: SQLiteStorage = store,
+            barrier: threading.Barrier = barrier,
+            errors: list[BaseException] = errors,
+        ) -> None:
+            try:
+                barrier.wait(10)
+                store.save_record(write(f"{worker}", {}))
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_and_write, args=(w,)) for w in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not errors
+        assert store.count_records(PEOPLE) == 8
+        store.close()
