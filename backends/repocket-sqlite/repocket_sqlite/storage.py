@@ -817,13 +817,28 @@ def _replace_claims(
             "DELETE FROM claims WHERE collection = ? AND field = ? AND term = ?",
             (key, claim.field, claim.term),
         )
-    missing = [(key, claim.field, claim.term, record_id) for claim in claims - old]
-    if missing:
-        # Checked free (or ours) at the start of the same transaction.
-        conn.executemany(
-            "INSERT OR REPLACE INTO claims (collection, field, term, id) VALUES (?, ?, ?, ?)",
-            missing,
-        )
+    for claim in sorted(claims - old):
+        # Checked free at the start of the same transaction; a plain INSERT
+        # lets the primary key refuse a claim another writer holds, rather
+        # than silently taking it over.
+        try:
+            conn.execute(
+                "INSERT INTO claims (collection, field, term, id) VALUES (?, ?, ?, ?)",
+                (key, claim.field, claim.term, record_id),
+            )
+        except sqlite3.IntegrityError as exc:
+            row = conn.execute(
+                "SELECT id FROM claims WHERE collection = ? AND field = ? AND term = ?",
+                (key, claim.field, claim.term),
+            ).fetchone()
+            other = row[0] if row is not None else "another record"
+            raise UniqueViolation(
+                f"{key.replace(':', '.')}.{claim.field} must be unique; "
+                f"record {other} already holds that value",
+                claim=claim,
+                other_id=row[0] if row is not None else None,
+                field=claim.field,
+            ) from exc
 
 
 def _same_score(stored: float | None, score: float | None) -> bool:
