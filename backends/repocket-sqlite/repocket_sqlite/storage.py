@@ -188,6 +188,17 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
     return unquote(rest[1:]), options
 
 
+def _close_before_fork() -> None:
+    for storage in list(_storages):
+        with contextlib.suppress(Exception):
+            storage._before_fork()
+
+
+_storages: weakref.WeakSet[SQLiteStorage] = weakref.WeakSet()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_close_before_fork)
+
+
 class SQLiteStorage(Storage):
     """Stores records in one SQLite database file.
 
@@ -237,6 +248,16 @@ class SQLiteStorage(Storage):
         self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
         self._generation = 0
         self._shared: _Handle | None = None
+        _storages.add(self)
+
+    def _before_fork(self) -> None:
+        """Close the forking thread's idle connection, so that the child
+        starts with no SQLite state for this file (SQLite must not carry an
+        open connection across fork); it reopens on next use."""
+        handle: _Handle | None = getattr(self._local, "handle", None)
+        if handle is not None and handle.conn is not None and not handle.conn.in_transaction:
+            self._local.handle = None
+            handle.release()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteStorage:
