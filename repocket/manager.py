@@ -36,7 +36,7 @@ from .connections import configure
 from .indexes import entries_for, inexact_name, range_name
 from .keys import parse_record_key
 from .query import Compiled, Lookup, _is_nan, compile_lookups, lookup_matches, parse_lookups
-from .storage import LoadRequest, Members, Order, Plan, Storage
+from .storage import LoadRequest, Members, Order, Plan, Storage, Union
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .model import ActiveRecord
@@ -369,7 +369,7 @@ class ResultSet(Generic[M]):
         """
         storage = configure.storage()
         compiled = self._compile()
-        order = self._server_order(storage, compiled)
+        order = self._server_order(storage)
         if order is not None or not self._ordering:
             yield from self._verified(storage, compiled.loose, order, batch_size)
             return
@@ -433,27 +433,35 @@ class ResultSet(Generic[M]):
             self._compiled = compile_lookups(self.model, self._lookups, self._excludes)
         return self._compiled
 
-    def _exact(self, storage: Storage, compiled: Compiled, extra: Iterable[str] = ()) -> bool:
-        """Whether the plan's ids are exactly the matches right now."""
-        if not compiled.exact:
-            return False
-        fields = set(compiled.inexact_fields) | set(extra)
-        return all(
-            storage.count_ids(self.model._collection, Members(inexact_name(name))) == 0
-            for name in sorted(fields)
-        )
+    def _clean(self, storage: Storage, fields: Iterable[str]) -> bool:
+        """Whether no record holds a value the range index of ``fields`` stores
+        inexactly; one round trip for all the fields (none without fields)."""
+        parts = tuple(Members(inexact_name(name)) for name in sorted(set(fields)))
+        if not parts:
+            return True
+        plan = parts[0] if len(parts) == 1 else Union(parts)
+        return storage.count_ids(self.model._collection, plan) == 0
 
-    def _server_order(self, storage: Storage, compiled: Compiled) -> Order | None:
-        """The storage-side ordering, when one range-indexed field orders exactly."""
+    def _exact(self, storage: Storage, compiled: Compiled) -> bool:
+        """Whether the plan's ids are exactly the matches right now."""
+        return compiled.exact and self._clean(storage, compiled.inexact_fields)
+
+    def _order_field(self) -> str | None:
+        """The field the storage can order by: the only sort field, range-indexed."""
         if len(self._ordering) != 1:
             return None
-        spec = self._ordering[0]
-        name = spec.lstrip("-")
-        if "range" not in self.model._fields[name].indexes:
+        name = self._ordering[0].lstrip("-")
+        return name if "range" in self.model._fields[name].indexes else None
+
+    def _order(self, name: str) -> Order:
+        return Order(range_name(name), descending=self._ordering[0].startswith("-"))
+
+    def _server_order(self, storage: Storage) -> Order | None:
+        """The storage-side ordering, when one range-indexed field orders exactly."""
+        name = self._order_field()
+        if name is None or not self._clean(storage, [name]):
             return None
-        if not self._exact(storage, Compiled(compiled.plan, compiled.loose, True), [name]):
-            return None
-        return Order(range_name(name), descending=spec.startswith("-"))
+        return self._order(name)
 
     def _window(self, window: slice) -> list[M]:
         start, stop, step = window.start or 0, window.stop, window.step or 1
@@ -463,8 +471,15 @@ class ResultSet(Generic[M]):
             return []
         storage = configure.storage()
         compiled = self._compile()
-        order = self._server_order(storage, compiled)
-        if self._exact(storage, compiled) and (order is not None or not self._ordering):
+        name = self._order_field()
+        if compiled.exact and (name is not None or not self._ordering):
+            # one exactness check for the lookups' fields and the sort field
+            checked = [*compiled.inexact_fields, *([name] if name else [])]
+            exact = self._clean(storage, checked)
+        else:
+            exact = False
+        if exact:
+            order = self._order(name) if name else None
             limit = None if stop is None else stop - start
             ids = storage.query_ids(self.model._collection, compiled.plan, order, start, limit)
             return self._load_verified(ids)
@@ -628,21 +643,6 @@ def expected_pointer_key(field: Pointer, expected: Any) -> str | None:
             field=field.name,
             value=expected,
         ) from exc
-
-
-def field_matches_raw(field: Attribute, actual: Any, expected: Any, model_name: str) -> bool:
-    """Whether a field's value equals a raw user value (cast first; uncastable never matches)."""
-    if isinstance(field, Pointer):
-        try:
-            return pointer_key(actual) == expected_pointer_key(field, expected)
-        except errors.ValidationError:
-            return False
-    if expected is None:
-        return actual is None
-    try:
-        return bool(actual == field.cast(expected))
-    except (TypeError, ValueError, ArithmeticError):
-        return False
 
 
 def _sort_key(field: Attribute, name: str) -> Any:

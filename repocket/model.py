@@ -28,7 +28,8 @@ from .attributes import Attribute, AutoUUID, ByteStream, PendingPointer, Pointer
 from .connections import configure
 from .indexes import entries_for
 from .keys import Collection
-from .manager import Manager, ManagerDescriptor, field_matches_raw, pointer_key
+from .manager import Manager, ManagerDescriptor, pointer_key
+from .query import Lookup, lookup_matches, prepare_value
 from .registry import register_model
 from .storage import RecordWrite, StoredRecord
 
@@ -363,7 +364,13 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         cls = type(self)
         for name, expected in kw.items():
             field = cls._field(name)
-            if not field_matches_raw(field, self._values[name], expected, cls.__name__):
+            try:
+                lookup = Lookup(name, "eq", prepare_value(cls, field, expected))
+            except errors.UnknownFieldError:
+                raise
+            except errors.ValidationError:
+                return False  # a value the field cannot hold matches nothing
+            if not lookup_matches(field, self._values[name], lookup):
                 return False
         return True
 

@@ -50,7 +50,14 @@ from .storage import AllIds, Difference, Intersection, Members, Plan, ScoreRange
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .model import ActiveRecord
 
-__all__ = ["Lookup", "parse_lookups", "lookup_matches", "Compiled", "compile_lookups"]
+__all__ = [
+    "Lookup",
+    "parse_lookups",
+    "prepare_value",
+    "lookup_matches",
+    "Compiled",
+    "compile_lookups",
+]
 
 RANGE_OPS = frozenset({"gt", "gte", "lt", "lte"})
 OPS = frozenset({"eq", "ne", "in", "startswith"}) | RANGE_OPS
@@ -132,7 +139,7 @@ def _parse_one(model: type[ActiveRecord], key: str, value: Any) -> Lookup:
                 field=name,
                 value=value,
             )
-        prepared: Any = tuple(_prepare(model, attribute, item) for item in value)
+        prepared: Any = tuple(prepare_value(model, attribute, item) for item in value)
     elif op in RANGE_OPS or op == "startswith":
         if value is None:
             raise errors.ValidationError(
@@ -141,13 +148,17 @@ def _parse_one(model: type[ActiveRecord], key: str, value: Any) -> Lookup:
                 field=name,
                 value=value,
             )
-        prepared = _prepare(model, attribute, value)
+        prepared = prepare_value(model, attribute, value)
     else:
-        prepared = _prepare(model, attribute, value)
+        prepared = prepare_value(model, attribute, value)
     return Lookup(name, op, prepared)
 
 
-def _prepare(model: type[ActiveRecord], attribute: Attribute, value: Any) -> Any:
+def prepare_value(model: type[ActiveRecord], attribute: Attribute, value: Any) -> Any:
+    """A lookup value in the field's terms (a Pointer's as a record key).
+
+    :raises ValidationError: the value cannot be cast to the field's type.
+    """
     from .manager import expected_pointer_key
 
     if isinstance(attribute, Pointer):
