@@ -24,16 +24,21 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "redis>=5.0",
-        "fakeredis>=2.20",
+        # the memory backend runs the redis backend's Lua scripts: fakeredis's
+        # "lua" extra brings lupa
+        "fakeredis[lua]>=2.20",
         "click>=8.1",
     ],
     extras_require={
+        # redis-py parses replies in C when hiredis is installed: use it in production
+        "hiredis": ["redis[hiredis]>=5.0"],
         "test": [
             "pytest>=7.4",
             "hypothesis>=6.90",
             "build>=1.0",
             "ruff>=0.5",
             "mypy>=1.10",
+            "hiredis>=2.0",
         ],
         "docs": [
             "sphinx>=7.2",

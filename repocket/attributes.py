@@ -34,9 +34,11 @@ import decimal
 import json
 import json as _json
 import math
+import os
 import re
 import struct
 import sys
+import time
 import uuid as _uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -106,6 +108,8 @@ class Attribute:
         self.name: str = ""
         self.owner: type | None = None
         self.indexes = self._choose_indexes(index)
+        if unique and index is None and "eq" in self.supported_indexes:
+            self.indexes |= {"eq"}  # a unique field is found by its value
         if unique and "eq" not in self.indexes:
             why = "cannot have" if "eq" not in self.supported_indexes else "turns off"
             raise RepocketActiveRecordDefinitionError(
@@ -328,6 +332,10 @@ class Bytes(Attribute):
     """
 
     __base_type__ = bytes
+    #: not indexed unless asked (``index=True`` or ``unique=True``): bytes
+    #: are often secrets (password hashes, tokens), and an index would copy
+    #: them into key names.
+    default_indexes: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def cast(cls, value: Any) -> bytes:
@@ -675,17 +683,28 @@ class UUID(Attribute):
 
 
 class AutoUUID(UUID):
-    """Automatically assigns a ``uuid1`` as the value. ``__base_type__ = uuid.UUID``.
+    """Automatically assigns a UUID as the value. ``__base_type__ = uuid.UUID``.
 
     The model's primary key: a model declares at most one, and a model that
     declares none gets ``id = AutoUUID()``.  The value is assigned by the
     first ``save()`` when none was given.
+
+    Generated ids are time-ordered random UUIDs (version 7, RFC 9562: 48
+    bits of Unix milliseconds, then 74 random bits from ``os.urandom``), so
+    they are unique across threads, processes and forks -- 0.0.1's
+    ``uuid1()`` shared its clock sequence with forked children, whose ids
+    could collide.  The primary key is never an index term: a record is
+    found by its id through its key.
     """
+
+    # the id is the record's key: no index entry is needed, or allowed
+    default_indexes: ClassVar[frozenset[str]] = frozenset()
+    supported_indexes: ClassVar[frozenset[str]] = frozenset()
 
     @staticmethod
     def generate() -> _uuid.UUID:
-        """A new primary key value."""
-        return _uuid.uuid1()
+        """A new primary key value: a UUID version 7."""
+        return uuid7()
 
 
 class JSON(Attribute):
@@ -850,6 +869,20 @@ class PendingPointer:
 
     def __repr__(self) -> str:
         return f"<PendingPointer {self.key}>"
+
+
+def uuid7() -> _uuid.UUID:
+    """A time-ordered random UUID (RFC 9562 version 7).
+
+    The random bits come from ``os.urandom`` at every call, so forked
+    processes never share generator state.
+    """
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis & 0xFFFF_FFFF_FFFF) << 80 | rand & ((1 << 80) - 1)
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 9562 variant
+    return _uuid.UUID(int=value)
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:

@@ -20,6 +20,7 @@ import threading
 from typing import Any, ClassVar
 
 from .errors import NotConfiguredError
+from .keys import Collection
 from .storage import Storage, backend_for_url, get_backend
 
 __all__ = ["configure"]
@@ -110,6 +111,16 @@ class configure:  # noqa: N801 - the lower-case name is the documented 0.0.1 API
         if storage is None:
             raise NotConfiguredError(f"repocket has no storage configured; {_HOW_TO}")
         return storage
+
+    @classmethod
+    def record_key(cls, collection: Collection, record_id: str) -> str:
+        """A record's key in the storage in use (0.0.1's layout when none is
+        configured yet, e.g. when a value is encoded before any storage is
+        chosen)."""
+        storage = cls._storage
+        if storage is None:
+            return collection.record_key(record_id)
+        return storage.record_key(collection, record_id)
 
     @classmethod
     def get_connection(cls) -> Any:

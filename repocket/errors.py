@@ -131,7 +131,18 @@ class UniqueViolation(ValidationError):
 
 
 class ConflictError(RepocketError):
-    """A write kept colliding with concurrent writes to the same record and gave up."""
+    """A write was refused because the stored record is not what the write
+    expected, and nothing was written.
+
+    Raised by ``save(if_unchanged=True)`` when the record changed (or was
+    deleted) since the instance was loaded or last saved, and by the save
+    of a new record whose generated id is already held by a different
+    record.  ``key`` names the record.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class NotConfiguredError(RepocketError, RuntimeError):

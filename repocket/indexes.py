@@ -50,6 +50,7 @@ __all__ = [
     "MAX_TERM",
     "NULL_TERM",
     "entries_for",
+    "field_entries",
     "eq_name",
     "range_name",
     "class_name",
@@ -112,30 +113,44 @@ def entries_for(
     """Every index entry and unique claim of a record with these values."""
     entries: set[IndexEntry] = set()
     claims: set[UniqueClaim] = set()
-    for name, field in model._fields.items():
-        if not field.indexes:
-            continue
-        value = values[name]
-        if "eq" in field.indexes:
-            term = term_for(field, value)
-            if term is not None:
-                entries.add(IndexEntry(eq_name(name, term)))
-                # None and the empty value ("", b"") are "no value": several
-                # records may lack one, as several SQL rows may hold NULL.
-                if field.unique and value is not None and value != field.empty_value():
-                    claims.add(UniqueClaim(name, term))
-        if "range" in field.indexes:
-            placed = field.sort_score(value) if value is not None else None
-            if placed is None:
-                entries.add(IndexEntry(range_name(name), -math.inf))
-            else:
-                tag, score, exact = placed
-                entries.add(IndexEntry(range_name(name), score))
-                if tag:
-                    entries.add(IndexEntry(class_name(name, tag)))
-                if not exact:
-                    entries.add(IndexEntry(inexact_name(name)))
-        if "prefix" in field.indexes and isinstance(value, str):
-            for length in range(1, min(len(value), PREFIX_LENGTH) + 1):
-                entries.add(IndexEntry(prefix_name(name, value[:length])))
+    for name, field in model._meta.indexed:
+        _add_field_entries(field, name, values[name], entries, claims)
     return frozenset(entries), frozenset(claims)
+
+
+def field_entries(
+    field: Attribute, name: str, value: Any
+) -> tuple[frozenset[IndexEntry], frozenset[UniqueClaim]]:
+    """The index entries and unique claims one field's value gives a record."""
+    entries: set[IndexEntry] = set()
+    claims: set[UniqueClaim] = set()
+    if field.indexes:
+        _add_field_entries(field, name, value, entries, claims)
+    return frozenset(entries), frozenset(claims)
+
+
+def _add_field_entries(
+    field: Attribute, name: str, value: Any, entries: set[IndexEntry], claims: set[UniqueClaim]
+) -> None:
+    if "eq" in field.indexes:
+        term = term_for(field, value)
+        if term is not None:
+            entries.add(IndexEntry(eq_name(name, term)))
+            # None and the empty value ("", b"") are "no value": several
+            # records may lack one, as several SQL rows may hold NULL.
+            if field.unique and value is not None and value != field.empty_value():
+                claims.add(UniqueClaim(name, term))
+    if "range" in field.indexes:
+        placed = field.sort_score(value) if value is not None else None
+        if placed is None:
+            entries.add(IndexEntry(range_name(name), -math.inf))
+        else:
+            tag, score, exact = placed
+            entries.add(IndexEntry(range_name(name), score))
+            if tag:
+                entries.add(IndexEntry(class_name(name, tag)))
+            if not exact:
+                entries.add(IndexEntry(inexact_name(name)))
+    if "prefix" in field.indexes and isinstance(value, str):
+        for length in range(1, min(len(value), PREFIX_LENGTH) + 1):
+            entries.add(IndexEntry(prefix_name(name, value[:length])))

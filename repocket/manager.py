@@ -108,6 +108,15 @@ class Manager(Generic[M]):
         :raises ValidationError: a value cannot be cast to its field's type.
         """
         model = self.model
+        if len(kwargs) == 1:
+            # get(id=...): straight to the record's key, no query to compile
+            ((name, value),) = kwargs.items()
+            if name == model._meta.primary_key and value is not None:
+                pk = model._meta.fields[name].clean(value, model.__name__)
+                found = load_many(model, [str(pk)])[0]
+                if found is None:
+                    raise model.DoesNotExist(f"no {model.__name__} matches {_describe(kwargs)}")
+                return found
         if not kwargs:
             raise errors.ValidationError(
                 f"{model.__name__}.objects.get() needs a lookup, e.g. get(id=...)",
@@ -198,8 +207,8 @@ class Manager(Generic[M]):
                 storage.save_records([write for write, _ in chunk])
             except errors.UniqueViolation as exc:
                 raise records[0]._unique_violation(exc, dict(chunk[0][1])) from exc
-            for record, (_, values) in zip(records[start : start + size], chunk, strict=True):
-                record._saved(values)
+            for record, (write, values) in zip(records[start : start + size], chunk, strict=True):
+                record._saved(write, values)
         return records
 
     # -- index maintenance ----------------------------------------------------------
@@ -623,7 +632,9 @@ def pointer_key(value: Any) -> str | None:
     if isinstance(value, PendingPointer):
         return value.key
     pk = value._values[type(value)._primary_key]
-    return None if pk is None else type(value)._collection.record_key(str(pk))
+    if pk is None:
+        return None
+    return configure.record_key(type(value)._collection, str(pk))
 
 
 def expected_pointer_key(field: Pointer, expected: Any) -> str | None:
@@ -632,10 +643,10 @@ def expected_pointer_key(field: Pointer, expected: Any) -> str | None:
         return pointer_key(expected)
     collection = field.to_model._collection
     text = str(expected)
-    if text.startswith(collection.prefix + ":"):
+    if collection.owns_key(text):
         return text
     try:
-        return collection.record_key(str(AutoUUID.cast(expected)))
+        return configure.record_key(collection, str(AutoUUID.cast(expected)))
     except (TypeError, ValueError) as exc:
         raise errors.ValidationError(
             f"{field.owner.__name__ if field.owner else '?'}.{field.name} is matched by a "

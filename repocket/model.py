@@ -24,24 +24,82 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from . import errors, serialization
-from .attributes import Attribute, AutoUUID, ByteStream, PendingPointer, Pointer
+from .attributes import Attribute, AutoUUID, ByteStream, Float, Integer, PendingPointer, Pointer
 from .connections import configure
-from .indexes import entries_for
+from .indexes import entries_for, field_entries
 from .keys import Collection
 from .manager import Manager, ManagerDescriptor, pointer_key
 from .query import Lookup, lookup_matches, prepare_value
 from .registry import register_model
-from .storage import RecordWrite, StoredRecord
+from .storage import FieldSwap, RecordWrite, StoredRecord
 
-__all__ = ["ActiveRecord", "ActiveRecordMeta"]
+__all__ = ["ActiveRecord", "ActiveRecordMeta", "Metadata", "MAX_INCREMENT_ATTEMPTS"]
+
+#: How often ``increment()`` computes the addition again when other writers
+#: keep changing the value in between.
+MAX_INCREMENT_ATTEMPTS = 1000
 
 T = TypeVar("T", bound="ActiveRecord")
+
+
+class Metadata:
+    """What a model is, in one place: ``Model._meta``.
+
+    Built once by the metaclass; the model layer reads everything it needs
+    about a model from here, and prepares here what each load and save
+    would otherwise work out again per record.
+
+    :ivar fields: field name -> attribute, in definition order.
+    :ivar primary_key: the name of the model's :class:`AutoUUID` field.
+    :ivar collection: where storage keeps the model's records.
+    :ivar stream_fields: names of the ByteStream fields.
+    :ivar pointer_fields: names of the Pointer fields.
+    :ivar hash_fields: names of the fields stored in the record's hash
+        (every field but the streams).
+    :ivar save_hooks: names of the fields whose value changes at save time
+        (``DateTime(auto_now=True)``).
+    """
+
+    __slots__ = (
+        "collection",
+        "decoders",
+        "fields",
+        "hash_fields",
+        "indexed",
+        "model",
+        "pointer_fields",
+        "primary_key",
+        "save_hooks",
+        "stream_fields",
+    )
+
+    def __init__(self, model: type, fields: Mapping[str, Attribute], primary_key: str) -> None:
+        self.model = model
+        self.fields = fields
+        self.primary_key = primary_key
+        self.collection = Collection(model.__module__, model.__name__)
+        self.stream_fields = tuple(n for n, f in fields.items() if isinstance(f, ByteStream))
+        self.pointer_fields = tuple(n for n, f in fields.items() if isinstance(f, Pointer))
+        self.hash_fields = tuple(n for n in fields if n not in self.stream_fields)
+        self.save_hooks = tuple(
+            n for n, f in fields.items() if type(f).on_save is not Attribute.on_save
+        )
+        #: (name, attribute) of every field with an index
+        self.indexed = tuple((n, f) for n, f in fields.items() if f.indexes)
+        # per hash field: (name, attribute, envelope type name, envelope module)
+        self.decoders = tuple(
+            (n, fields[n], type(fields[n]).__name__, type(fields[n]).__module__)
+            for n in self.hash_fields
+        )
+
 
 # Names of the model API; a field with one of these names would hide it.
 _RESERVED = frozenset(
     {
         "save",
         "delete",
+        "increment",
+        "pk",
         "create",
         "matches",
         "to_dict",
@@ -92,11 +150,13 @@ class ActiveRecordMeta(type):
             primary = ["id"]
 
         model: Any = cls  # the per-model attributes ActiveRecord declares
-        model._fields = MappingProxyType(fields)
-        model._primary_key = primary[0]
-        model._collection = Collection(cls.__module__, name)
-        model._stream_fields = tuple(n for n, f in fields.items() if isinstance(f, ByteStream))
-        model._pointer_fields = tuple(n for n, f in fields.items() if isinstance(f, Pointer))
+        meta = Metadata(cls, MappingProxyType(fields), primary[0])
+        model._meta = meta
+        model._fields = meta.fields
+        model._primary_key = meta.primary_key
+        model._collection = meta.collection
+        model._stream_fields = meta.stream_fields
+        model._pointer_fields = meta.pointer_fields
 
         model.DoesNotExist = mcs._error_class(cls, bases, "DoesNotExist", errors.DoesNotExist)
         model.MultipleObjectsReturned = mcs._error_class(
@@ -179,6 +239,7 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
     ``==`` is ``False``).
     """
 
+    _meta: ClassVar[Metadata]
     _fields: ClassVar[Mapping[str, Attribute]] = MappingProxyType({})
     _primary_key: ClassVar[str]
     _collection: ClassVar[Collection]
@@ -212,6 +273,12 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         self._values: dict[str, Any] = {}
         self._dirty_streams: set[str] = set()
         self._persisted = False
+        # the stored field texts as last loaded or saved (for if_unchanged)
+        self._stored: Mapping[str, str | bytes] | None = None
+        # a create whose outcome is unknown (the save failed after sending):
+        # saving again must be the same write, so that a retry of a create
+        # that did apply is recognised instead of storing a second record
+        self._create_pending = False
         for name, field in cls._fields.items():
             if name in kw:
                 setattr(self, name, kw[name])
@@ -219,6 +286,11 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
                 self._values[name] = field.initial_value()
                 if name in cls._stream_fields and self._values[name]:
                     self._dirty_streams.add(name)
+
+    @property
+    def pk(self) -> Any:
+        """The record's primary key value (its id); ``None`` until it is saved."""
+        return self._values[type(self)._meta.primary_key]
 
     # -- persistence -----------------------------------------------------------
 
@@ -230,18 +302,23 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         instance.save()
         return instance
 
-    def save(self) -> dict[str, Any]:
-        """Persists the model in storage, atomically, with its index entries.
-
-        One round trip for a new record whose id is generated here and that
-        has no unique fields; two otherwise (the record's previous index
-        entries are read under ``WATCH``, so that exactly the stale ones are
-        removed in the same transaction as the write).
+    def save(self, if_unchanged: bool = False) -> dict[str, Any]:
+        """Persists the model in storage, atomically, with its index entries:
+        one command (a server-side script on redis) and one round trip.
 
         Automatically generates a primary key value if one was not provided,
-        and stamps ``DateTime(auto_now=True)`` fields.  Nothing on the instance
-        changes if the save fails.
+        and stamps ``DateTime(auto_now=True)`` fields.  A save that generates
+        the id is *create-only*: it never overwrites another record (see
+        :class:`~repocket.errors.ConflictError`).  A record whose id you set
+        yourself is created or replaced (upsert).
 
+        :param if_unchanged: save only if the stored record is still what
+            this instance last loaded or saved (optimistic concurrency); for
+            an instance never loaded or saved, only if no record has its id.
+            Otherwise nothing is written and
+            :class:`~repocket.errors.ConflictError` is raised: reload the
+            record, apply the change again and retry.  Plain ``save()`` is
+            last-write-wins.
         :returns: ``{"hash": <record key>, "strings": {<stream field>: <key>}}``
             naming the keys that hold the record; ``strings`` lists the
             ByteStream fields that hold data.
@@ -249,50 +326,80 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         :raises UnsavedRecordError: a Pointer names a record never saved.
         :raises UniqueViolation: a ``unique=True`` value is held by another
             record; nothing is written.
+        :raises ConflictError: ``if_unchanged`` and the record changed, or a
+            generated id is held by a different record; nothing is written.
+
+        Nothing on the instance changes if the save is refused.  If it fails
+        after it was sent (a timeout, a lost connection), the instance keeps
+        its new id and stamped values, so that calling ``save()`` again
+        repeats the same write: it succeeds whether or not the first attempt
+        was applied, and never stores the record twice.
         """
         storage = configure.storage()
-        write, values = self._prepare_save()
+        write, values = self._prepare_save(if_unchanged)
         try:
             storage.save_record(write)
         except errors.UniqueViolation as exc:
             raise self._unique_violation(exc, values) from exc
-        self._saved(values)
+        except errors.StorageError:
+            if write.new and not self._persisted:
+                self._values = values  # the retry sends exactly this write again
+                self._create_pending = True
+            raise
+        self._saved(write, values)
         return self._keys()
 
-    def _prepare_save(self) -> tuple[RecordWrite, dict[str, Any]]:
+    def _prepare_save(self, if_unchanged: bool = False) -> tuple[RecordWrite, dict[str, Any]]:
         """Everything a save writes, computed without changing the instance."""
         cls = type(self)
+        meta = cls._meta
         values = dict(self._values)
-        for name, field in cls._fields.items():
-            values[name] = field.on_save(values[name])
-            if isinstance(field, Pointer):
-                field.check_saved(values[name], cls.__name__)
-        new = values[cls._primary_key] is None
-        if new:
-            values[cls._primary_key] = AutoUUID.generate()
-        record_id = str(values[cls._primary_key])
-        encoded = {
-            name: serialization.dumps(field, values[name])
-            for name, field in cls._fields.items()
-            if name not in cls._stream_fields
-        }
-        streams = {name: values[name] for name in cls._stream_fields if name in self._dirty_streams}
+        retry = self._create_pending
+        for name in meta.save_hooks:
+            # a retried create keeps the values it was first sent with
+            if not retry:
+                values[name] = meta.fields[name].on_save(values[name])
+        for name in meta.pointer_fields:
+            field = meta.fields[name]
+            assert isinstance(field, Pointer)
+            field.check_saved(values[name], cls.__name__)
+        pk = meta.primary_key
+        new = retry or values[pk] is None
+        if values[pk] is None:
+            values[pk] = AutoUUID.generate()
+        record_id = str(values[pk])
+        dumps = serialization.dumps
+        fields = meta.fields
+        encoded = {name: dumps(fields[name], values[name]) for name in meta.hash_fields}
+        streams = {name: values[name] for name in meta.stream_fields if name in self._dirty_streams}
         entries, claims = entries_for(cls, values)
+        expected = None
+        if if_unchanged:
+            if self._persisted and self._stored is not None:
+                expected = self._stored
+            else:
+                new = True
         return RecordWrite(
-            cls._collection, record_id, encoded, streams, entries, claims, new=new
+            cls._collection, record_id, encoded, streams, entries, claims, new, expected
         ), values
 
-    def _saved(self, values: dict[str, Any]) -> None:
+    def _saved(self, write: RecordWrite, values: dict[str, Any]) -> None:
         self._values = values
         self._persisted = True
+        self._create_pending = False
         self._dirty_streams.clear()
+        if self._stored is not None and len(self._stored) != len(write.fields):
+            # fields stored by an older version of the model stay stored
+            self._stored = {**self._stored, **write.fields}
+        else:
+            self._stored = write.fields
 
     def _index_write(self) -> RecordWrite:
         """A write of this loaded record's index data alone (for reindexing)."""
         cls = type(self)
         entries, claims = entries_for(cls, self._values)
         return RecordWrite(
-            cls._collection, str(self._values[cls._primary_key]), {}, {}, entries, claims, new=True
+            cls._collection, str(self._values[cls._primary_key]), {}, {}, entries, claims
         )
 
     def _unique_violation(
@@ -312,7 +419,7 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         )
 
     def delete(self) -> int:
-        """Deletes all the storage keys used by this record.
+        """Deletes all the storage keys used by this record (one command).
 
         :returns: the number of record keys removed: 1 for the record's hash
             plus 1 per ByteStream holding data; 0 if it was not stored.
@@ -323,7 +430,101 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
             return 0
         removed = configure.storage().delete_record(cls._collection, str(pk), cls._stream_fields)
         self._persisted = False
+        self._stored = None
         return removed
+
+    def increment(self, name: str, by: int | float = 1) -> Any:
+        """Atomically add ``by`` to an Integer or Float field in storage.
+
+        The addition happens in storage, with the field's index entries,
+        whatever other processes do meanwhile: 8 processes each incrementing
+        a counter 300 times leave it exactly 2,400 higher.  Other fields are
+        neither read nor written.  The instance's value is set to the new
+        stored value.
+
+        On redis this is one compare-and-set script: when the stored value is
+        not the one this instance knows, the script returns the current value
+        and the addition is computed again (one more round trip).
+
+        :returns: the new value.
+        :raises ValidationError: the field is not an Integer or Float field,
+            holds ``None``, or the result cannot be stored.
+        :raises UnsavedRecordError: the record was never saved.
+        :raises Model.DoesNotExist: the record was deleted.
+        :raises ConflictError: the value kept changing for
+            :data:`MAX_INCREMENT_ATTEMPTS` attempts.
+        """
+        cls = type(self)
+        field = cls._field(name)
+        if not isinstance(field, (Integer, Float)) or name == cls._primary_key:
+            raise errors.ValidationError(
+                f"{cls.__name__}.{name} is a {type(field).__name__} field; increment() "
+                f"applies to Integer and Float fields",
+                model=cls.__name__,
+                field=name,
+                value=by,
+            )
+        step = field.clean(by, cls.__name__)
+        pk = self._values[cls._primary_key]
+        if pk is None or not self._persisted:
+            raise errors.UnsavedRecordError(
+                f"{cls.__name__}.increment() needs a saved record; call save() first"
+            )
+        storage = configure.storage()
+        record_id = str(pk)
+        key = storage.record_key(cls._collection, record_id)
+        stored = self._stored.get(name) if self._stored is not None else None
+        current: str | bytes = stored if stored is not None else ""
+        for _ in range(MAX_INCREMENT_ATTEMPTS):
+            old = self._decode_field(name, current, key)
+            if old is None:
+                raise errors.ValidationError(
+                    f"{cls.__name__}.{name} holds None in storage; increment() needs a number",
+                    model=cls.__name__,
+                    field=name,
+                    value=None,
+                )
+            new = field.clean(old + step, cls.__name__)
+            text = serialization.dumps(field, new)
+            old_entries, old_claims = field_entries(field, name, old)
+            new_entries, new_claims = field_entries(field, name, new)
+            swap = FieldSwap(
+                cls._collection,
+                record_id,
+                name,
+                current,
+                text,
+                old_entries - new_entries,
+                new_entries - old_entries,
+                old_claims - new_claims,
+                new_claims - old_claims,
+            )
+            try:
+                now = storage.swap_field(swap)
+            except errors.DoesNotExist:
+                self._persisted = False
+                raise cls.DoesNotExist(
+                    f"{cls.__name__} {record_id} was deleted; nothing was incremented"
+                ) from None
+            except errors.UniqueViolation as exc:
+                raise self._unique_violation(exc, {**self._values, name: new}) from exc
+            if now is None:
+                self._values[name] = new
+                self._stored = {**(self._stored or {}), name: text}
+                return new
+            current = now
+        raise errors.ConflictError(
+            f"{cls.__name__}.{name} of {record_id} kept changing; gave up incrementing "
+            f"after {MAX_INCREMENT_ATTEMPTS} attempts",
+            key=key,
+        )
+
+    def _decode_field(self, name: str, text: str | bytes, key: str) -> Any:
+        """The value a stored field text holds (``""``: the field is not stored)."""
+        field = type(self)._meta.fields[name]
+        if not text:
+            return field.initial_value()
+        return serialization.loads(field, text, key=key, field=name)
 
     def _append_to_stream(self, name: str, data: Any) -> str:
         cls = type(self)
@@ -340,14 +541,20 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
             )
         storage = configure.storage()
         record_id = str(self._values[cls._primary_key])
-        length = storage.append_to_stream(cls._collection, record_id, name, chunk)
+        try:
+            length = storage.append_to_stream(cls._collection, record_id, name, chunk)
+        except errors.DoesNotExist:
+            self._persisted = False
+            raise cls.DoesNotExist(
+                f"{cls.__name__} {record_id} was deleted; nothing was appended to {name}"
+            ) from None
         local = self._values[name] + chunk
         if length != len(local):
             # Another writer appended too: our copy is stale, read the stream.
             stored = storage.load_record(cls._collection, record_id, (name,))
             local = stored.streams.get(name, b"") if stored is not None else local
         self._values[name] = local
-        return cls._collection.stream_key(record_id, name)
+        return storage.stream_key(cls._collection, record_id, name)
 
     # -- reading values ----------------------------------------------------------
 
@@ -431,15 +638,16 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
             raise errors.UnsavedRecordError(
                 f"this {type(self).__name__} has no id yet; save it first"
             )
-        return type(self)._collection.record_key(str(pk))
+        return configure.record_key(type(self)._collection, str(pk))
 
     def _keys(self) -> dict[str, Any]:
         cls = type(self)
+        storage = configure.storage()
         record_id = str(self._values[cls._primary_key])
         return {
-            "hash": cls._collection.record_key(record_id),
+            "hash": storage.record_key(cls._collection, record_id),
             "strings": {
-                name: cls._collection.stream_key(record_id, name)
+                name: storage.stream_key(cls._collection, record_id, name)
                 for name in cls._stream_fields
                 if self._values[name]
             },
@@ -459,29 +667,64 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
 
     @classmethod
     def _from_stored(cls: type[T], stored: StoredRecord) -> T:
-        """Build an instance from what storage returned (pointers left pending)."""
-        key = cls._collection.record_key(stored.record_id)
+        """Build an instance from what storage returned (pointers left pending).
+
+        Stored values are decoded without running assignment validation
+        again: an envelope of the field's own type is read by its
+        ``from_json`` (which checks the value's JSON type); anything else
+        (another type, base64, a damaged text) goes through
+        :func:`repocket.serialization.loads`, which names the key and field
+        of what it cannot read.
+        """
+        meta = cls._meta
         instance = cls.__new__(cls)
-        instance._values = {}
-        instance._dirty_streams = set()
-        instance._persisted = True
-        for name, field in cls._fields.items():
-            if isinstance(field, ByteStream):
-                instance._values[name] = bytes(stored.streams.get(name, b""))
-                continue
-            text = stored.fields.get(name)
+        values: dict[str, Any] = {}
+        texts = stored.fields
+        scan = serialization.scan_envelope
+        key: str | None = None
+        for name, field, type_name, module in meta.decoders:
+            text = texts.get(name)
             if text is None:
-                instance._values[name] = field.initial_value()
+                values[name] = field.initial_value()
                 continue
-            value = serialization.loads(field, text, key=key, field=name)
+            data = scan(text)
+            if (
+                data is not None
+                and data.get("type") == type_name
+                and data.get("module") == module
+                and len(data) == 3
+            ):
+                json_value = data["value"]
+                try:
+                    value = None if json_value is None else field.from_json(json_value)
+                except (TypeError, ValueError, ArithmeticError, RecursionError):
+                    value = _NOT_READ
+            else:
+                value = _NOT_READ
+            if value is _NOT_READ:
+                if key is None:
+                    key = configure.storage().record_key(meta.collection, stored.record_id)
+                value = serialization.loads(field, text, key=key, field=name)
             if value is None:
                 value = None if field.null else field.empty_value()
-            elif isinstance(field, Pointer):
-                value = _pending_pointer(field, value, key, name)
-            instance._values[name] = value
-        if instance._values[cls._primary_key] is None:
-            instance._values[cls._primary_key] = AutoUUID.cast(stored.record_id)
+            elif name in meta.pointer_fields:
+                if key is None:
+                    key = configure.storage().record_key(meta.collection, stored.record_id)
+                value = _pending_pointer(field, value, key, name)  # type: ignore[arg-type]
+            values[name] = value
+        for name in meta.stream_fields:
+            values[name] = bytes(stored.streams.get(name, b""))
+        if values[meta.primary_key] is None:
+            values[meta.primary_key] = AutoUUID.cast(stored.record_id)
+        instance._values = values
+        instance._dirty_streams = set()
+        instance._persisted = True
+        instance._stored = texts
+        instance._create_pending = False
         return instance
+
+
+_NOT_READ: Any = object()
 
 
 def _pending_pointer(field: Pointer, key: str, holder_key: str, name: str) -> PendingPointer:

@@ -39,6 +39,7 @@ __all__ = [
     "IndexEntry",
     "UniqueClaim",
     "RecordWrite",
+    "FieldSwap",
     "LoadRequest",
     "StoredRecord",
     "Plan",
@@ -112,8 +113,18 @@ class RecordWrite:
     :param unique: the record's unique claims after the write; if another
         record holds one, the backend writes nothing and raises
         :class:`~repocket.errors.UniqueViolation`.
-    :param new: the id was generated for this write, so no previous version
-        of the record can exist (backends may skip reading it).
+    :param new: the id was generated for this write, so the write is
+        *create-only*: when a record with this id exists already, the backend
+        writes nothing and raises :class:`~repocket.errors.ConflictError` --
+        unless the stored fields are exactly ``fields``, which means this very
+        write was applied before (a retry after a lost reply); then it
+        succeeds without writing again.
+    :param expected: for a conditional save (``save(if_unchanged=True)``):
+        the record's fields as this writer last read or wrote them.  Unless
+        the stored fields are exactly these (same names, same texts), the
+        backend writes nothing and raises
+        :class:`~repocket.errors.ConflictError`; a record that does not exist
+        does not match.  ``None``: no condition (last write wins).
     """
 
     collection: Collection
@@ -123,6 +134,36 @@ class RecordWrite:
     entries: frozenset[IndexEntry] = frozenset()
     unique: frozenset[UniqueClaim] = frozenset()
     new: bool = False
+    expected: Mapping[str, str | bytes] | None = None
+
+
+@dataclass(frozen=True)
+class FieldSwap:
+    """A change of one hash field, applied only if it holds what the writer
+    expects (compare-and-set), with that field's index entries and claims.
+
+    :param field: the hash field to change.
+    :param expected: the envelope text the field must hold now.
+    :param value: the envelope text to store.
+    :param remove: index entries of the expected value that the new value
+        does not have.
+    :param add: index entries of the new value that the expected value did
+        not have.
+    :param release: unique claims of the expected value to give up.
+    :param claim: unique claims of the new value; held by another record,
+        nothing is written and :class:`~repocket.errors.UniqueViolation` is
+        raised.
+    """
+
+    collection: Collection
+    record_id: str
+    field: str
+    expected: str | bytes
+    value: str
+    remove: frozenset[IndexEntry] = frozenset()
+    add: frozenset[IndexEntry] = frozenset()
+    release: frozenset[UniqueClaim] = frozenset()
+    claim: frozenset[UniqueClaim] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -259,8 +300,25 @@ class Storage(abc.ABC):
         """Write a record's fields, changed streams, index entries and unique
         claims atomically; create the record or update it in place.
 
+        Every check (``new``, ``expected``, unique claims) is made before
+        anything is written: a refused write leaves storage as it was.
+
         :raises UniqueViolation: another record holds one of ``write.unique``
             (nothing is written); its ``claim`` attribute names which.
+        :raises ConflictError: ``write.new`` and another record has the id, or
+            ``write.expected`` does not match what is stored.
+        """
+
+    @abc.abstractmethod
+    def swap_field(self, swap: FieldSwap) -> str | bytes | None:
+        """Change one field of a record if it holds ``swap.expected``,
+        atomically with its index entries and claims.
+
+        :returns: ``None`` when the field was changed; otherwise (nothing
+            written) the text the field holds now, so that the caller can
+            compute the change again and retry.
+        :raises DoesNotExist: the record does not exist (nothing written).
+        :raises UniqueViolation: another record holds one of ``swap.claim``.
         """
 
     @abc.abstractmethod
@@ -284,7 +342,11 @@ class Storage(abc.ABC):
     def append_to_stream(
         self, collection: Collection, record_id: str, field: str, data: bytes
     ) -> int:
-        """Append ``data`` to a stream field and return its new length in bytes."""
+        """Append ``data`` to a stream field and return its new length in bytes.
+
+        :raises DoesNotExist: the record does not exist; nothing is written
+            (no stream is left behind a record another process deleted).
+        """
 
     @abc.abstractmethod
     def query_ids(
@@ -377,6 +439,15 @@ class Storage(abc.ABC):
     def count_records(self, collection: Collection) -> int:
         """How many records a collection holds, without loading them."""
         return self.count_ids(collection, AllIds())
+
+    def record_key(self, collection: Collection, record_id: str) -> str:
+        """The key of a record, as a Pointer stores it; the default is
+        0.0.1's ``repocket:<module>:<Model>:<id>``."""
+        return collection.record_key(record_id)
+
+    def stream_key(self, collection: Collection, record_id: str, field: str) -> str:
+        """The key of one ByteStream of a record, as ``save()`` reports it."""
+        return collection.stream_key(record_id, field)
 
     def describe(self) -> str:
         """A short description of where this storage points, for messages."""

@@ -1,5 +1,8 @@
-"""Round trips to the server, counted (never timed) on the redis backend and
-on the memory backend, which runs the same code on fakeredis.
+"""Round trips and commands to the server, counted (never timed) on the
+redis backend and on the memory backend, which runs the same code on fakeredis.
+
+Every write of a record is one server-side script: one round trip, one
+command (``EVALSHA``).
 
 These depend on how the redis backend talks to its server, so they are not
 part of the conformance suite; ``tests/roundtrips.py`` counts the requests
@@ -24,11 +27,11 @@ UTC = datetime.timezone.utc
 # -- records ---------------------------------------------------------------------------------
 
 
-def test_save_is_one_round_trip(storage) -> None:
+def test_save_is_one_round_trip_and_one_command(storage) -> None:
     build = Build(project=Project.create(name="p"), stdout=b"x", stderr=b"y")
     with count_round_trips(storage) as trips:
         build.save()
-    assert trips.count == 1
+    assert (trips.count, trips.names) == (1, ["EVALSHA"])
 
 
 def test_get_is_one_round_trip_including_streams(storage) -> None:
@@ -57,19 +60,58 @@ def test_loading_many_records_with_pointers_costs_a_constant_number_of_round_tri
     assert len(builds) == 40 and trips.count == 3
 
 
-def test_delete_is_two_round_trips(storage) -> None:
-    # one to read the record's index entries under WATCH, one MULTI/EXEC
+def test_delete_is_one_round_trip_and_one_command(storage) -> None:
     build = Build.create(stdout=b"x")
     with count_round_trips(storage) as trips:
-        build.delete()
-    assert trips.count == 2
+        assert build.delete() == 2
+    assert (trips.count, trips.names) == (1, ["EVALSHA"])
 
 
-def test_append_is_one_round_trip(storage) -> None:
+def test_append_is_one_round_trip_and_one_command(storage) -> None:
     build = Build.create(stdout=b"x")
     with count_round_trips(storage) as trips:
         build.append_stdout(b"y")
-    assert trips.count == 1
+    assert (trips.count, trips.names) == (1, ["EVALSHA"])
+
+
+def test_increment_of_a_current_value_is_one_round_trip_and_one_command(storage) -> None:
+    wizard = Wizard.create(name="Harry", age=17)
+    with count_round_trips(storage) as trips:
+        assert wizard.increment("age", 2) == 19
+    assert (trips.count, trips.names) == (1, ["EVALSHA"])
+
+
+def test_increment_of_a_stale_value_costs_one_more_round_trip(storage) -> None:
+    wizard = Wizard.create(name="Harry", age=17)
+    Wizard.objects.get(id=wizard.id).increment("age", 10)
+    with count_round_trips(storage) as trips:
+        assert wizard.increment("age", 1) == 28
+    assert (trips.count, trips.names) == (2, ["EVALSHA", "EVALSHA"])
+
+
+def test_a_conditional_save_is_one_round_trip_and_one_command(storage) -> None:
+    wizard = Wizard.create(name="Harry", age=17)
+    wizard.age = 18
+    with count_round_trips(storage) as trips:
+        wizard.save(if_unchanged=True)
+    assert (trips.count, trips.names) == (1, ["EVALSHA"])
+
+
+def test_scripts_are_loaded_again_after_script_flush(storage) -> None:
+    wizard = Wizard.create(name="Harry", age=17)
+    storage.native_client.script_flush()
+    wizard.age = 18
+    wizard.save()
+    assert Wizard.objects.get(id=wizard.id).age == 18
+    assert Wizard.objects.filter(age=18).count() == 1
+    storage.native_client.script_flush()
+    Wizard.objects.bulk_create([Wizard(name=f"w{i}", age=40) for i in range(3)])
+    assert Wizard.objects.filter(age=40).count() == 3
+    storage.native_client.script_flush()
+    assert wizard.increment("age") == 19
+    storage.native_client.script_flush()
+    assert wizard.delete() == 1
+    assert Wizard.objects.count() == 3
 
 
 # -- queries ---------------------------------------------------------------------------------
@@ -86,25 +128,27 @@ def test_saving_a_new_record_is_one_round_trip_whatever_its_indexes(storage) -> 
     )
     with count_round_trips(storage) as trips:
         wizard.save()
-    assert trips.count == 1
+    assert (trips.count, trips.names) == (1, ["EVALSHA"])
 
 
-def test_saving_a_changed_record_is_two_round_trips(storage) -> None:
+def test_saving_a_changed_record_is_one_round_trip_and_one_command(storage) -> None:
     wizard = Wizard.create(name="Harry", wand="holly")
     wizard.age = 18
     with count_round_trips(storage) as trips:
         wizard.save()
-    assert trips.count == 2
+    assert (trips.count, trips.names) == (1, ["EVALSHA"])
 
 
 def test_get_many_and_bulk_create_are_one_round_trip_per_batch(storage, monkeypatch) -> None:
     from repocket.manager import ResultSet
 
     monkeypatch.setattr(ResultSet, "batch_size", 10)
-    wizards = [Wizard(name=f"w{i}", age=i) for i in range(25)]
+    wizards = [Wizard(name=f"w{i}", age=i, wand=f"wand {i}") for i in range(25)]
     with count_round_trips(storage) as trips:
         Wizard.objects.bulk_create(wizards)
+    # unique claims (wand) are checked by the scripts: still one pipeline per batch
     assert trips.count == 3
+    assert trips.names == ["EVALSHA"] * 25
     with count_round_trips(storage) as trips:
         assert len(Wizard.objects.get_many([w.id for w in wizards])) == 25
     assert trips.count == 3

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import fakeredis
 
-from .redis import RedisStorage
+from .redis import RedisStorage, _pop_shards
 
 __all__ = ["MemoryStorage"]
 
@@ -37,7 +37,7 @@ class MemoryStorage(RedisStorage):
     scheme = "memory"
     persistent = False
 
-    def __init__(self, name: str | None = None, **options: Any) -> None:
+    def __init__(self, name: str | None = None, *, shards: int = 1, **options: Any) -> None:
         if name:
             with _named_lock:
                 server = _named_servers.setdefault(name, fakeredis.FakeServer())
@@ -45,14 +45,20 @@ class MemoryStorage(RedisStorage):
             server = fakeredis.FakeServer()
         self.name = name
         options.setdefault("decode_responses", False)
-        super().__init__(fakeredis.FakeRedis(server=server, **options))
+        super().__init__(fakeredis.FakeRedis(server=server, **options), shards=shards)
+        # an in-process server starts with repocket's scripts loaded, so that
+        # its first writes cost what later ones do
+        self.load_scripts()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MemoryStorage:
-        """``memory://`` (a new private store) or ``memory://NAME`` (a shared one)."""
+        """``memory://`` (a new private store) or ``memory://NAME`` (a shared
+        one); ``?shards=S`` splits each model's index data into S shards."""
+        url, shards = _pop_shards(url, options.pop("shards", None))
         parts = urlsplit(url)
         name = (parts.netloc + parts.path).strip("/") or None
-        return cls(name, **options)
+        return cls(name, shards=shards, **options)
 
     def describe(self) -> str:
-        return f"memory store {self.name!r}" if self.name else "private memory store"
+        where = f"memory store {self.name!r}" if self.name else "private memory store"
+        return f"{where}, {self.shards} shards" if self.shards > 1 else where

@@ -1,51 +1,68 @@
 """The redis backend (redis-py): repocket's primary storage.
 
-Layout (all names from :mod:`repocket.keys`):
+Layout (all names from :mod:`repocket.keys`; shown for one shard, ``S = 1``):
 
-* each record is a hash of envelope texts; each ByteStream a string grown
-  with ``APPEND``;
+* each record is a hash of envelope texts, ``repocket:<module>:<Model>:<id>``;
+  each ByteStream a string grown with ``APPEND``;
 * ``repocket::ids:<module>:<Model>``: a sorted set of every record id (all
   scores 0, so ids are in lexical order), paged with ``ZRANGEBYLEX``, which
   never returns an id twice (unlike ``SSCAN``) and never blocks the server
   (unlike ``KEYS``);
 * ``repocket::index:<module>:<Model>:<entry name>``: a set of ids for each
   membership entry, a sorted set of ids for each sorted entry;
-* ``repocket::terms:<module>:<Model>:<id>``: the entries and claims the
-  record was last saved with, so that an update removes exactly the entries
-  it no longer has;
+* ``repocket::terms:<module>:<Model>``: one hash, record id -> the entries
+  and claims the record was last saved with, so that an update removes
+  exactly the entries it no longer has;
 * ``repocket::unique:<module>:<Model>``: a hash ``<field>:<term>`` -> id.
 
-Writes are atomic.  A save that may replace an earlier version reads the
-record's remembered entries under ``WATCH`` (one round trip) and applies
-everything in one ``MULTI``/``EXEC`` (a second); a brand-new record with no
-unique fields needs only the ``MULTI``/``EXEC``.  If another client changes the
-record in between, ``EXEC`` aborts and the save starts again.
+With ``S > 1`` shards (``RedisStorage(shards=S)`` or ``?shards=S`` in the URL)
+the record and shard keys carry the hash tag ``{<module>:<Model>:<n>}``; see
+:mod:`repocket.keys`.  Every dataset must always be opened with the number of
+shards it was written with.
+
+Writes are one command each: save, delete, append and compare-and-set are
+server-side scripts (:mod:`repocket.backends.scripts`) run with ``EVALSHA``,
+loaded again transparently after a server restart or ``SCRIPT FLUSH``.  A
+batch of saves is one pipeline of scripts.
 
 Queries run in one ``MULTI``/``EXEC``: the plan becomes ``ZINTERSTORE``,
 ``ZUNIONSTORE``, ``ZDIFFSTORE`` and ``ZRANGESTORE`` steps over temporary keys
 that the same transaction deletes, so the server's work is proportional to
-the index data the query touches, never to the number of records.
+the index data the query touches, never to the number of records.  With
+several shards the same steps run on every shard, in the same round trip,
+and the pages are merged.
 
 Every redis-py error is wrapped here, once, in a repocket error naming the
-server, with the original kept as ``__cause__``.
+server and the operation, with the original kept as ``__cause__``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import json
+import math
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.exceptions
 
-from ..errors import ConflictError, StorageConnectionError, StorageError, UniqueViolation
-from ..keys import PREFIX, STREAM_INFIX, Collection
+from ..errors import (
+    ConflictError,
+    DoesNotExist,
+    StorageConnectionError,
+    StorageError,
+    UniqueViolation,
+)
+from ..keys import PREFIX, STREAM_INFIX, Collection, Shard
 from ..storage import (
     AllIds,
     Difference,
+    FieldSwap,
     IndexEntry,
     Intersection,
     LoadRequest,
@@ -59,19 +76,39 @@ from ..storage import (
     Union,
     UniqueClaim,
 )
+from . import scripts
 
 __all__ = ["RedisStorage"]
 
-#: How often a write is retried when concurrent writers keep changing the record.
-MAX_WRITE_ATTEMPTS = 50
 #: How long (ms) a query snapshot being iterated stays alive between pages.
 SNAPSHOT_TTL_MS = 10 * 60 * 1000
+
+
+class _Script:
+    """A Lua script run with EVALSHA, loaded again on NOSCRIPT."""
+
+    __slots__ = ("sha", "text")
+
+    def __init__(self, text: str) -> None:
+        import hashlib
+
+        self.text = text
+        self.sha = hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+_SAVE = _Script(scripts.SAVE)
+_DELETE = _Script(scripts.DELETE)
+_APPEND = _Script(scripts.APPEND)
+_SWAP = _Script(scripts.SWAP)
+_SCRIPTS = (_SAVE, _DELETE, _APPEND, _SWAP)
 
 
 class RedisStorage(Storage):
     """Stores records in a redis server (or anything speaking its protocol).
 
     :param client: an existing ``redis.Redis``; it must not decode responses.
+    :param shards: how many shards each model's index data is split into
+        (1, the default, keeps 0.0.1's key names).
     :param options: when no client is given, passed to ``redis.Redis``
         (``host``, ``port``, ``db``, ``username``, ``password``, ``ssl``...).
     """
@@ -80,19 +117,26 @@ class RedisStorage(Storage):
     atomic_saves = True
     persistent = True
 
-    def __init__(self, client: redis.Redis | None = None, **options: Any) -> None:
+    def __init__(
+        self, client: redis.Redis | None = None, *, shards: int = 1, **options: Any
+    ) -> None:
         if client is None:
             options = {k: v for k, v in options.items() if v is not None}
             options.setdefault("decode_responses", False)
             client = redis.Redis(**options)
+        if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
+            raise ValueError(f"shards must be a positive integer, not {shards!r}")
         self._client = client
+        self.shards = shards
+        self._shard_cache: dict[Collection, list[Shard]] = {}
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStorage:
-        """``redis://[user:password@]host[:port][/db]``, ``rediss://`` (TLS),
-        or ``unix:///path/to/redis.sock[?db=N]``; ``options`` go to redis-py."""
+        """``redis://[user:password@]host[:port][/db][?shards=S]``, ``rediss://``
+        (TLS), or ``unix:///path/to/redis.sock[?db=N]``; ``options`` go to redis-py."""
+        url, shards = _pop_shards(url, options.pop("shards", None))
         options.setdefault("decode_responses", False)
-        return cls(redis.Redis.from_url(url, **options))
+        return cls(redis.Redis.from_url(url, **options), shards=shards)
 
     @property
     def native_client(self) -> redis.Redis:
@@ -105,7 +149,8 @@ class RedisStorage(Storage):
             where = f"unix socket {kwargs['path']}"
         else:
             where = f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-        return f"redis at {where} (db {kwargs.get('db', 0)})"
+        sharded = f", {self.shards} shards" if self.shards > 1 else ""
+        return f"redis at {where} (db {kwargs.get('db', 0)}{sharded})"
 
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -119,159 +164,201 @@ class RedisStorage(Storage):
         except redis.exceptions.RedisError as exc:
             raise StorageError(f"{self.describe()} failed to {action}: {exc}") from exc
 
+    # -- layout ----------------------------------------------------------------------
+
+    def _shards(self, collection: Collection) -> list[Shard]:
+        found = self._shard_cache.get(collection)
+        if found is None:
+            found = self._shard_cache[collection] = collection.shards(self.shards)
+        return found
+
+    def _shard(self, collection: Collection, record_id: str) -> Shard:
+        shards = self._shards(collection)
+        if len(shards) == 1:
+            return shards[0]
+        return collection.shard_of(record_id, self.shards)
+
+    def record_key(self, collection: Collection, record_id: str) -> str:
+        return self._shard(collection, record_id).record_key(record_id)
+
+    def stream_key(self, collection: Collection, record_id: str, field: str) -> str:
+        return self._shard(collection, record_id).stream_key(record_id, field)
+
+    # -- scripts -----------------------------------------------------------------------
+
+    def load_scripts(self) -> None:
+        """Load repocket's scripts into the server now (``SCRIPT LOAD``).
+
+        Optional: a script the server does not know is loaded when first
+        needed (and again after a restart or ``SCRIPT FLUSH``).
+        """
+        with self._errors("load repocket's scripts"):
+            for script in _SCRIPTS:
+                self._client.script_load(script.text)
+
+    def _run(self, script: _Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """EVALSHA, loading the script once when the server does not know it."""
+        try:
+            return self._client.evalsha(script.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            self._client.script_load(script.text)
+            return self._client.evalsha(script.sha, len(keys), *keys, *args)
+
     # -- writing -------------------------------------------------------------------
 
     def save_record(self, write: RecordWrite) -> None:
-        key = write.collection.record_key(write.record_id)
-        with self._errors(f"save {key}"):
-            if write.new and not write.unique:
-                pipe = self._client.pipeline(transaction=True)
-                self._queue_write(pipe, write, frozenset(), frozenset())
-                pipe.execute()
-                return
-            self._watched_write(
-                write.collection,
-                write.record_id,
-                write.unique,
-                lambda pipe, entries, claims: self._queue_write(pipe, write, entries, claims),
-            )
+        keys, args = self._save_call(write)
+        with self._errors(f"save {keys[0]}"):
+            reply = self._run(_SAVE, keys, args)
+        self._check_save_reply(write, keys[0], reply)
 
     def save_records(self, writes: Sequence[RecordWrite]) -> None:
-        """New records without unique claims go in one transaction; others one by one."""
-        batch = [w for w in writes if w.new and not w.unique]
-        if batch:
-            with self._errors(f"save {len(batch)} records"):
-                pipe = self._client.pipeline(transaction=True)
-                for write in batch:
-                    self._queue_write(pipe, write, frozenset(), frozenset())
-                pipe.execute()
-        for write in writes:
-            if not (write.new and not write.unique):
-                self.save_record(write)
+        """One pipeline of save scripts for the whole batch (one round trip).
+
+        Each save is atomic on its own; a refused one (claim held, id taken)
+        raises after the batch, naming the first refused record, while the
+        others are written.
+        """
+        if not writes:
+            return
+        calls = [self._save_call(write) for write in writes]
+        with self._errors(f"save {len(writes)} records"):
+            replies = self._pipelined(_SAVE, calls)
+        for write, (keys, _), reply in zip(writes, calls, replies, strict=True):
+            self._check_save_reply(write, keys[0], reply)
+
+    def _pipelined(
+        self, script: _Script, calls: Sequence[tuple[list[str], list[Any]]]
+    ) -> list[Any]:
+        """Run ``script`` once per call, in one pipeline; reload it on NOSCRIPT.
+
+        Sending a batch again after NOSCRIPT is safe: a script that was not
+        found wrote nothing, and one that ran is recognised by its own checks
+        (a create-only save of identical fields succeeds again).
+        """
+        for attempt in range(2):
+            pipe = self._client.pipeline(transaction=False)
+            for keys, args in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            replies = pipe.execute(raise_on_error=False)
+            missing = any(isinstance(r, redis.exceptions.NoScriptError) for r in replies)
+            if not missing or attempt:
+                break
+            self._client.script_load(script.text)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return list(replies)
+
+    def _save_call(self, write: RecordWrite) -> tuple[list[str], list[Any]]:
+        collection, record_id = write.collection, write.record_id
+        shard = self._shard(collection, record_id)
+        record_key = shard.record_key(record_id)
+        if write.expected is not None:
+            mode = "x"
+        elif write.new:
+            mode = "n"
+        else:
+            mode = "u"
+        args: list[Any] = [
+            record_id,
+            mode,
+            shard.index_prefix,
+            _dump_terms(write.entries, write.unique),
+            len(write.fields),
+        ]
+        for name, text in write.fields.items():
+            args.append(name)
+            args.append(text)
+        expected = write.expected or {}
+        args.append(len(expected))
+        for name, text in expected.items():
+            args.append(name)
+            args.append(text)
+        args.append(len(write.streams))
+        for name, content in write.streams.items():
+            args.append(name)
+            args.append(content)
+        return [record_key, shard.ids_key, shard.terms_key, collection.unique_key], args
+
+    def _check_save_reply(self, write: RecordWrite, key: str, reply: Any) -> None:
+        status = reply[0]
+        if status in (b"ok", b"same"):
+            return
+        label = write.collection.label
+        if status == b"unique":
+            raise _unique_violation(label, reply)
+        if status == b"exists":
+            raise ConflictError(
+                f"{label} {write.record_id}: a record with this generated id exists "
+                f"already and holds other values; nothing was written ({key})",
+                key=key,
+            )
+        if status == b"conflict":
+            raise ConflictError(
+                f"{label} {write.record_id} changed or was deleted since it was "
+                f"loaded; nothing was written ({key})",
+                key=key,
+            )
+        raise StorageError(f"unexpected reply {reply!r} from the save script for {key}")
+
+    def swap_field(self, swap: FieldSwap) -> str | bytes | None:
+        shard = self._shard(swap.collection, swap.record_id)
+        key = shard.record_key(swap.record_id)
+        args: list[Any] = [
+            swap.record_id,
+            shard.index_prefix,
+            swap.field,
+            swap.expected,
+            swap.value,
+        ]
+        for entries in (swap.remove, swap.add):
+            args.append(len(entries))
+            for entry in entries:
+                args.append(entry.name)
+                args.append(_score_text(entry.score))
+        for claims in (swap.release, swap.claim):
+            args.append(len(claims))
+            for claim in claims:
+                args.append(claim.field)
+                args.append(claim.term)
+        with self._errors(f"update {key}"):
+            reply = self._run(_SWAP, [key, shard.terms_key, swap.collection.unique_key], args)
+        status = reply[0]
+        if status == b"ok":
+            return None
+        if status == b"stale":
+            return bytes(reply[1])
+        if status == b"missing":
+            raise DoesNotExist(f"{swap.collection.label} {swap.record_id} does not exist ({key})")
+        if status == b"unique":
+            raise _unique_violation(swap.collection.label, reply)
+        raise StorageError(f"unexpected reply {reply!r} from the update script for {key}")
 
     def delete_record(self, collection: Collection, record_id: str, streams: Sequence[str]) -> int:
-        key = collection.record_key(record_id)
-        keys = [key, *(collection.stream_key(record_id, name) for name in streams)]
+        shard = self._shard(collection, record_id)
+        key = shard.record_key(record_id)
         with self._errors(f"delete {key}"):
-            replies = self._watched_write(
-                collection,
-                record_id,
-                frozenset(),
-                lambda pipe, entries, claims: self._queue_delete(
-                    pipe, collection, record_id, keys, entries, claims
-                ),
+            removed = self._run(
+                _DELETE,
+                [key, shard.ids_key, shard.terms_key, collection.unique_key],
+                [record_id, shard.index_prefix, *streams],
             )
-        return int(replies[0])
+        return int(removed)
 
     def append_to_stream(
         self, collection: Collection, record_id: str, field: str, data: bytes
     ) -> int:
-        key = collection.stream_key(record_id, field)
-        with self._errors(f"append to {key}"):
-            if not data:
-                # APPEND would create an empty key, which delete() would then
-                # count as a stream holding data.
-                return int(self._client.strlen(key))
-            return int(self._client.append(key, data))
-
-    def _queue_write(
-        self,
-        pipe: Any,
-        write: RecordWrite,
-        old_entries: frozenset[IndexEntry],
-        old_claims: frozenset[UniqueClaim],
-    ) -> None:
-        collection, record_id = write.collection, write.record_id
-        if write.fields:
-            pipe.hset(collection.record_key(record_id), mapping=dict(write.fields))
-        for name, content in write.streams.items():
-            stream_key = collection.stream_key(record_id, name)
-            if content:
-                pipe.set(stream_key, content)
-            else:
-                pipe.delete(stream_key)
-        pipe.zadd(collection.ids_key, {record_id: 0})
-        new_entries = write.entries
-        for entry in old_entries - new_entries:
-            _queue_remove_entry(pipe, collection, record_id, entry)
-        for entry in new_entries - old_entries:
-            index_key = collection.index_key(entry.name)
-            if entry.score is None:
-                pipe.sadd(index_key, record_id)
-            else:
-                pipe.zadd(index_key, {record_id: entry.score})
-        stale = [_claim_field(c) for c in old_claims - write.unique]
-        if stale:
-            pipe.hdel(collection.unique_key, *stale)
-        if write.unique:
-            pipe.hset(
-                collection.unique_key, mapping={_claim_field(c): record_id for c in write.unique}
+        shard = self._shard(collection, record_id)
+        key = shard.record_key(record_id)
+        stream = shard.stream_key(record_id, field)
+        with self._errors(f"append to {stream}"):
+            length = int(self._run(_APPEND, [key, stream], [data]))
+        if length < 0:
+            raise DoesNotExist(
+                f"{collection.label} {record_id} does not exist; nothing was appended to {stream}"
             )
-        pipe.set(collection.terms_key(record_id), _dump_terms(new_entries, write.unique))
-
-    def _queue_delete(
-        self,
-        pipe: Any,
-        collection: Collection,
-        record_id: str,
-        keys: list[str],
-        entries: frozenset[IndexEntry],
-        claims: frozenset[UniqueClaim],
-    ) -> None:
-        pipe.delete(*keys)
-        for entry in entries:
-            _queue_remove_entry(pipe, collection, record_id, entry)
-        if claims:
-            pipe.hdel(collection.unique_key, *(_claim_field(c) for c in claims))
-        pipe.delete(collection.terms_key(record_id))
-        pipe.zrem(collection.ids_key, record_id)
-
-    def _watched_write(
-        self, collection: Collection, record_id: str, claims: frozenset[UniqueClaim], queue: Any
-    ) -> list[Any]:
-        """Read the record's remembered entries under WATCH, then queue and EXEC.
-
-        Two round trips: WATCH + reads pipelined on one connection, then
-        MULTI ... EXEC.  Retried when a concurrent write aborts the EXEC.
-        """
-        terms_key = collection.terms_key(record_id)
-        claim_fields = [_claim_field(c) for c in sorted(claims)]
-        watched = [terms_key] + ([collection.unique_key] if claims else [])
-        for _ in range(MAX_WRITE_ATTEMPTS):
-            with self._client.pipeline(transaction=True) as pipe:
-                # redis-py runs commands at once after watch(); we want WATCH
-                # and the reads in one round trip, so send them together on the
-                # pipeline's connection.
-                replies = _send_on_watched_connection(
-                    pipe,
-                    [
-                        ("WATCH", *watched),
-                        ("GET", terms_key),
-                        *([("HMGET", collection.unique_key, *claim_fields)] if claims else []),
-                    ],
-                )
-                old_entries, old_claims = _load_terms(replies[1])
-                if claims:
-                    for claim, owner in zip(sorted(claims), replies[2], strict=True):
-                        if owner is not None and owner.decode() != record_id:
-                            pipe.reset()  # sends UNWATCH
-                            raise UniqueViolation(
-                                f"{collection.label}.{claim.field} must be unique; "
-                                f"record {owner.decode()} already holds that value",
-                                claim=claim,
-                                other_id=owner.decode(),
-                                field=claim.field,
-                            )
-                pipe.multi()
-                queue(pipe, old_entries, old_claims)
-                try:
-                    return list(pipe.execute())
-                except redis.exceptions.WatchError:
-                    continue
-        raise ConflictError(
-            f"gave up writing {collection.record_key(record_id)} after "
-            f"{MAX_WRITE_ATTEMPTS} attempts: other clients kept changing it"
-        )
+        return length
 
     # -- reading -------------------------------------------------------------------
 
@@ -281,21 +368,19 @@ class RedisStorage(Storage):
         if len(requests) == 1 and not requests[0].streams:
             # one command needs no pipeline (which costs a little per use)
             request = requests[0]
-            with self._errors(f"load {request.collection.record_key(request.record_id)}"):
-                fields = self._client.hgetall(request.collection.record_key(request.record_id))
+            key = self._shard(request.collection, request.record_id).record_key(request.record_id)
+            with self._errors(f"load {key}"):
+                fields = self._client.hgetall(key)
             if not fields:
                 return [None]
-            return [
-                StoredRecord(
-                    request.record_id, {_text(name): value for name, value in fields.items()}, {}
-                )
-            ]
+            return [StoredRecord(request.record_id, _text_keys(fields), {})]
         with self._errors(f"load {len(requests)} record(s)"):
             pipe = self._client.pipeline(transaction=False)
             for request in requests:
-                pipe.hgetall(request.collection.record_key(request.record_id))
+                shard = self._shard(request.collection, request.record_id)
+                pipe.hgetall(shard.record_key(request.record_id))
                 for name in request.streams:
-                    pipe.get(request.collection.stream_key(request.record_id, name))
+                    pipe.get(shard.stream_key(request.record_id, name))
             replies = iter(pipe.execute())
         results: list[StoredRecord | None] = []
         for request in requests:
@@ -304,21 +389,20 @@ class RedisStorage(Storage):
             if not fields:
                 results.append(None)
                 continue
-            results.append(
-                StoredRecord(
-                    request.record_id,
-                    {_text(name): value for name, value in fields.items()},
-                    streams,
-                )
-            )
+            results.append(StoredRecord(request.record_id, _text_keys(fields), streams))
         return results
 
     def iter_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
-        index = collection.ids_key
+        iterators = [self._iter_shard_ids(shard, batch_size) for shard in self._shards(collection)]
+        if len(iterators) == 1:
+            return iterators[0]
+        return heapq.merge(*iterators)
+
+    def _iter_shard_ids(self, shard: Shard, batch_size: int) -> Iterator[str]:
         start = b"-"
         while True:
-            with self._errors(f"read the ids of {collection.label}"):
-                page = self._client.zrangebylex(index, start, b"+", start=0, num=batch_size)
+            with self._errors(f"read the ids of {shard.collection.label}"):
+                page = self._client.zrangebylex(shard.ids_key, start, b"+", start=0, num=batch_size)
             for record_id in page:
                 yield _text(record_id)
             if len(page) < batch_size:
@@ -326,8 +410,7 @@ class RedisStorage(Storage):
             start = b"(" + _bytes(page[-1])
 
     def count_records(self, collection: Collection) -> int:
-        with self._errors(f"count {collection.label}"):
-            return int(self._client.zcard(collection.ids_key))
+        return self.count_ids(collection, AllIds())
 
     def query_ids(
         self,
@@ -337,92 +420,189 @@ class RedisStorage(Storage):
         offset: int = 0,
         limit: int | None = None,
     ) -> list[str]:
-        stop = -1 if limit is None else offset + limit - 1
         if limit == 0:
             return []
+        shards = self._shards(collection)
         with self._errors(f"query {collection.label}"):
-            direct = _direct_order(collection, plan, order)
-            if direct is not None:
-                # read the page straight from the order index: no copies
-                key, low, high = direct
-                assert order is not None
-                if order.descending:
-                    low, high = high, low
-                page: Any = self._client.zrange(
-                    key,
-                    low,
-                    high,
-                    desc=order.descending,
-                    byscore=True,
-                    offset=offset,
-                    num=-1 if limit is None else limit,
-                )
-                return [_text(member) for member in page]
+            if len(shards) == 1:
+                return self._query_shard(shards[0], plan, order, offset, limit)
+            # every shard's first offset + limit ids, merged in the result's order
+            stop = None if limit is None else offset + limit
             pipe = self._client.pipeline(transaction=True)
-            temps: list[str] = []
-            ordered, reverse = self._ordered(pipe, collection, plan, order, temps)
-            pipe.zrange(ordered, offset, stop, desc=reverse)
-            if temps:
-                pipe.unlink(*temps)
+            marks = [
+                self._queue_page(pipe, shard, plan, order, 0, stop, withscores=True)
+                for shard in shards
+            ]
             replies = pipe.execute()
-        return [_text(member) for member in replies[-2 if temps else -1]]
+        merged = _merge_scored([_scored(replies[at]) for at in marks], order)
+        return [record_id for _, record_id in itertools.islice(merged, offset, stop)]
+
+    def _query_shard(
+        self, shard: Shard, plan: Plan, order: Order | None, offset: int, limit: int | None
+    ) -> list[str]:
+        direct = _direct_order(shard, plan, order)
+        if direct is not None:
+            # read the page straight from the order index: no copies
+            key, low, high = direct
+            assert order is not None
+            if order.descending:
+                low, high = high, low
+            page: Any = self._client.zrange(
+                key,
+                low,
+                high,
+                desc=order.descending,
+                byscore=True,
+                offset=offset,
+                num=-1 if limit is None else limit,
+            )
+            return [_text(member) for member in page]
+        pipe = self._client.pipeline(transaction=True)
+        at = self._queue_page(
+            pipe, shard, plan, order, offset, None if limit is None else offset + limit
+        )
+        replies = pipe.execute()
+        return [_text(member) for member in replies[at]]
+
+    def _queue_page(
+        self,
+        pipe: Any,
+        shard: Shard,
+        plan: Plan,
+        order: Order | None,
+        start: int,
+        stop: int | None,
+        withscores: bool = False,
+    ) -> int:
+        """Queue the steps reading ids ``start``..``stop`` of a plan on one
+        shard; return the position of the page's reply in the pipeline."""
+        direct = _direct_order(shard, plan, order)
+        temps: list[str] = []
+        if direct is not None:
+            assert order is not None
+            key, low, high = direct
+            if order.descending:
+                low, high = high, low
+            pipe.zrange(
+                key,
+                low,
+                high,
+                desc=order.descending,
+                byscore=True,
+                offset=start,
+                num=-1 if stop is None else stop - start,
+                withscores=withscores,
+            )
+        else:
+            ordered, reverse = self._ordered(pipe, shard, plan, order, temps)
+            pipe.zrange(
+                ordered,
+                start,
+                -1 if stop is None else stop - 1,
+                desc=reverse,
+                withscores=withscores,
+            )
+        at = len(pipe.command_stack) - 1
+        if temps:
+            pipe.unlink(*temps)
+        return at
 
     def count_ids(self, collection: Collection, plan: Plan) -> int:
+        shards = self._shards(collection)
         with self._errors(f"count {collection.label}"):
-            if isinstance(plan, AllIds):
-                return int(self._client.zcard(collection.ids_key))
-            if isinstance(plan, Members):
-                return int(self._client.scard(collection.index_key(plan.name)))
+            if len(shards) == 1 and isinstance(plan, AllIds):
+                return int(self._client.zcard(shards[0].ids_key))
+            if len(shards) == 1 and isinstance(plan, Members):
+                return int(self._client.scard(shards[0].index_key(plan.name)))
             pipe = self._client.pipeline(transaction=True)
-            temps: list[str] = []
-            result = self._evaluate(pipe, collection, plan, temps)
-            pipe.zcard(result)
-            pipe.unlink(*temps)
-            return int(pipe.execute()[-2])
+            marks: list[int] = []
+            for shard in shards:
+                temps: list[str] = []
+                if isinstance(plan, Members):
+                    pipe.scard(shard.index_key(plan.name))
+                else:
+                    result = self._evaluate(pipe, shard, plan, temps)
+                    pipe.zcard(result)
+                marks.append(len(pipe.command_stack) - 1)
+                if temps:
+                    pipe.unlink(*temps)
+            replies = pipe.execute()
+        return sum(int(replies[i]) for i in marks)
 
     def iter_query_ids(
         self, collection: Collection, plan: Plan, order: Order | None = None, batch_size: int = 500
     ) -> Iterator[str]:
         """Iterate a snapshot of the result, taken when iteration starts.
 
-        The ordered result is left in a temporary key that each round trip
-        reads the next ``batch_size`` ids from and removes them; redis drops
-        the key when it is empty, so a result of one batch costs one round
-        trip and leaves nothing behind.  The key's lifetime is renewed with
-        every batch, and an abandoned iteration's key is deleted (or expires).
+        The ordered result is left in a temporary key per shard that each
+        round trip reads the next ``batch_size`` ids from and removes them;
+        redis drops the key when it is empty, so a result of one batch costs
+        one round trip and leaves nothing behind.  The key's lifetime is
+        renewed with every batch, and an abandoned iteration's keys are
+        deleted (or expire).  With several shards, the shards' snapshots are
+        taken in one round trip and merged in the result's order.
         """
         if isinstance(plan, AllIds) and order is None:
             yield from self.iter_ids(collection, batch_size)
             return
-        snapshot = collection.temp_key(uuid.uuid4().hex)
+        shards = self._shards(collection)
+        reverse = order is not None and order.descending
+        snapshots = [shard.temp_key(uuid.uuid4().hex) for shard in shards]
         with self._errors(f"query {collection.label}"):
             pipe = self._client.pipeline(transaction=True)
-            temps: list[str] = []
-            direct = _direct_order(collection, plan, order)
-            if direct is not None:
-                key, low, high = direct
-                pipe.zrangestore(snapshot, key, low, high, byscore=True)
-                reverse = order is not None and order.descending
-            else:
-                # the snapshot takes the order index's scores (or 0 for id order)
-                source = self._evaluate(pipe, collection, plan, temps)
-                weights = {source: 0}
-                if order is not None:
-                    weights[collection.index_key(order.name)] = 1
-                pipe.zinterstore(snapshot, weights)
-                reverse = order is not None and order.descending
-            if temps:
-                pipe.unlink(*temps)
-            self._queue_take(pipe, snapshot, batch_size, reverse)
+            marks = []
+            for shard, snapshot in zip(shards, snapshots, strict=True):
+                temps: list[str] = []
+                direct = _direct_order(shard, plan, order)
+                if direct is not None:
+                    key, low, high = direct
+                    pipe.zrangestore(snapshot, key, low, high, byscore=True)
+                else:
+                    # the snapshot takes the order index's scores (or 0 for id order)
+                    source = self._evaluate(pipe, shard, plan, temps)
+                    weights = {source: 0}
+                    if order is not None:
+                        weights[shard.index_key(order.name)] = 1
+                    pipe.zinterstore(snapshot, weights)
+                if temps:
+                    pipe.unlink(*temps)
+                marks.append(len(pipe.command_stack))
+                self._queue_take(pipe, snapshot, batch_size, reverse)
             replies = pipe.execute()
-        total, page = int(replies[-4]), replies[-3]
+        firsts = [(int(replies[at]), replies[at + 1]) for at in marks]
+        if len(shards) == 1:
+            yield from self._drain(collection, snapshots[0], *firsts[0], batch_size, reverse)
+            return
+        streams = [
+            self._drain(collection, snapshot, total, page, batch_size, reverse, scored=True)
+            for snapshot, (total, page) in zip(snapshots, firsts, strict=True)
+        ]
+        for _, record_id in _merge_scored(streams, order):
+            yield record_id
+
+    def _drain(
+        self,
+        collection: Collection,
+        snapshot: str,
+        total: int,
+        page: list[Any],
+        batch_size: int,
+        reverse: bool,
+        scored: bool = False,
+    ) -> Iterator[Any]:
+        """Yield a snapshot's ids (or ``(score, id)`` pairs), batch by batch."""
         taken = len(page)
         try:
-            yield from (_text(member) for member in page)
-            while taken < total:
+            while True:
+                if scored:
+                    yield from _scored(page)
+                else:
+                    yield from (_text(member) for member in page)
+                if taken >= total:
+                    return
                 with self._errors(f"read the results of a query on {collection.label}"):
                     pipe = self._client.pipeline(transaction=True)
-                    self._queue_take(pipe, snapshot, batch_size, reverse)
+                    self._queue_take(pipe, snapshot, batch_size, reverse, scored)
                     _, page, _, _ = pipe.execute()
                 if not page:
                     raise StorageError(
@@ -430,18 +610,18 @@ class RedisStorage(Storage):
                         f"iterated (more than {SNAPSHOT_TTL_MS // 1000} s between batches)"
                     )
                 taken += len(page)
-                yield from (_text(member) for member in page)
         finally:
             if taken < total:  # abandoned early: drop what is left
                 with contextlib.suppress(redis.exceptions.RedisError):
                     self._client.delete(snapshot)
 
-    @staticmethod
-    def _queue_take(pipe: Any, snapshot: str, batch_size: int, reverse: bool) -> None:
+    def _queue_take(
+        self, pipe: Any, snapshot: str, batch_size: int, reverse: bool, scored: bool = False
+    ) -> None:
         """Queue: size, next page (from the top when ``reverse``), remove that
         page, renew the lifetime."""
         pipe.zcard(snapshot)
-        pipe.zrange(snapshot, 0, batch_size - 1, desc=reverse)
+        pipe.zrange(snapshot, 0, batch_size - 1, desc=reverse, withscores=scored)
         if reverse:
             pipe.zremrangebyrank(snapshot, -batch_size, -1)
         else:
@@ -449,14 +629,14 @@ class RedisStorage(Storage):
         pipe.pexpire(snapshot, SNAPSHOT_TTL_MS)
 
     def _ordered(
-        self, pipe: Any, collection: Collection, plan: Plan, order: Order | None, temps: list[str]
+        self, pipe: Any, shard: Shard, plan: Plan, order: Order | None, temps: list[str]
     ) -> tuple[str, bool]:
         """Queue steps leaving the plan's ids in a sorted set; return it and
         whether to read it from the top (descending order)."""
-        source = self._evaluate(pipe, collection, plan, temps)
+        source = self._evaluate(pipe, shard, plan, temps)
         if order is None and isinstance(plan, AllIds):
             return source, False  # already all scores 0
-        target = collection.temp_key(uuid.uuid4().hex)
+        target = shard.temp_key(uuid.uuid4().hex)
         temps.append(target)
         if order is None:
             # weight 0: every score 0, so ids come in lexical order
@@ -464,22 +644,22 @@ class RedisStorage(Storage):
             return target, False
         # the order index's score on every id of the result; redis visits the
         # smaller input, so this costs the size of the result, not the model
-        pipe.zinterstore(target, {source: 0, collection.index_key(order.name): 1})
+        pipe.zinterstore(target, {source: 0, shard.index_key(order.name): 1})
         return target, order.descending
 
-    def _evaluate(self, pipe: Any, collection: Collection, plan: Plan, temps: list[str]) -> str:
-        """Queue the steps computing a plan; return the key holding its ids."""
+    def _evaluate(self, pipe: Any, shard: Shard, plan: Plan, temps: list[str]) -> str:
+        """Queue the steps computing a plan on one shard; return the key holding its ids."""
         if isinstance(plan, AllIds):
-            return collection.ids_key
+            return shard.ids_key
         if isinstance(plan, Members):
-            return collection.index_key(plan.name)
-        target = collection.temp_key(uuid.uuid4().hex)
+            return shard.index_key(plan.name)
+        target = shard.temp_key(uuid.uuid4().hex)
         if isinstance(plan, ScoreRange):
             low = _bound(plan.low, plan.low_open)
             high = _bound(plan.high, plan.high_open)
-            pipe.zrangestore(target, collection.index_key(plan.name), low, high, byscore=True)
+            pipe.zrangestore(target, shard.index_key(plan.name), low, high, byscore=True)
         elif isinstance(plan, (Union, Intersection)):
-            parts = [self._evaluate(pipe, collection, part, temps) for part in plan.parts]
+            parts = [self._evaluate(pipe, shard, part, temps) for part in plan.parts]
             if not parts:
                 pipe.delete(target)
             elif isinstance(plan, Union):
@@ -487,8 +667,8 @@ class RedisStorage(Storage):
             else:
                 pipe.zinterstore(target, parts, aggregate="MIN")
         elif isinstance(plan, Difference):
-            base = self._evaluate(pipe, collection, plan.base, temps)
-            minus = self._evaluate(pipe, collection, plan.minus, temps)
+            base = self._evaluate(pipe, shard, plan.base, temps)
+            minus = self._evaluate(pipe, shard, plan.minus, temps)
             pipe.zdiffstore(target, [base, minus])
         else:
             raise TypeError(f"unknown query plan node {plan!r}")
@@ -499,10 +679,12 @@ class RedisStorage(Storage):
 
     def iter_stored_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
         with self._errors(f"scan the records of {collection.label}"):
-            for key in self._client.scan_iter(match=collection.record_pattern, count=batch_size):
-                text = _text(key)
-                if STREAM_INFIX not in text:
-                    yield text[len(collection.prefix) + 1 :]
+            for shard in self._shards(collection):
+                pattern = _glob_escape(shard.record_prefix) + "*"
+                for key in self._client.scan_iter(match=pattern, count=batch_size):
+                    text = _text(key)
+                    if STREAM_INFIX not in text:
+                        yield text[len(shard.record_prefix) :]
 
     def read_index_entries(
         self, collection: Collection, record_ids: Sequence[str]
@@ -510,8 +692,22 @@ class RedisStorage(Storage):
         if not record_ids:
             return []
         with self._errors(f"read index entries of {collection.label}"):
-            raw = self._client.mget([collection.terms_key(i) for i in record_ids])
-        return [_load_terms(_bytes(item)) if item is not None else None for item in raw]
+            pipe = self._client.pipeline(transaction=False)
+            for record_id in record_ids:
+                shard = self._shard(collection, record_id)
+                pipe.hget(shard.terms_key, record_id)
+                pipe.zscore(shard.ids_key, record_id)
+            raw = pipe.execute()
+        results: list[tuple[frozenset[IndexEntry], frozenset[UniqueClaim]] | None] = []
+        for terms, listed in zip(raw[::2], raw[1::2], strict=True):
+            if terms is not None:
+                results.append(_load_terms(_bytes(terms)))
+            elif listed is not None:
+                # indexed with no entries: nothing is remembered for it
+                results.append((frozenset(), frozenset()))
+            else:
+                results.append(None)
+        return results
 
     def drop_index(self, collection: Collection) -> None:
         with self._errors(f"drop the index of {collection.label}"):
@@ -546,42 +742,39 @@ class RedisStorage(Storage):
 # ---------------------------------------------------------------------------
 
 
-def _send_on_watched_connection(pipe: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """Send commands in one round trip on the pipeline's own connection.
-
-    The pipeline keeps the connection (and so the WATCH) until it is reset,
-    and is then in "watching" state, ready for ``multi()``.
-    """
-    pipe.watching = True  # keep the connection pinned, as pipe.watch() would
-    if pipe.connection is None:
-        pipe.connection = pipe.connection_pool.get_connection()
-    connection = pipe.connection
+def _pop_shards(url: str, shards: Any) -> tuple[str, int]:
+    """Take ``shards=`` out of a URL's query (redis-py would refuse it)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(name, value) for name, value in query if name != "shards"]
+    for name, value in query:
+        if name == "shards":
+            shards = value
+    if shards is None:
+        return url, 1
     try:
-        connection.send_packed_command(connection.pack_commands(commands))
-        replies = []
-        error: Exception | None = None
-        for _ in commands:
-            try:
-                replies.append(connection.read_response())
-            except redis.exceptions.ResponseError as exc:
-                error = error or exc
-                replies.append(None)
-    except BaseException:
-        connection.disconnect()
-        raise
-    if error is not None:
-        raise error
-    return replies
+        count = int(shards)
+    except (TypeError, ValueError):
+        raise ValueError(f"shards must be a positive integer, not {shards!r}") from None
+    return urlunsplit(parts._replace(query=urlencode(kept))), count
 
 
-def _direct_order(
-    collection: Collection, plan: Plan, order: Order | None
-) -> tuple[str, str, str] | None:
+def _unique_violation(label: str, reply: Any) -> UniqueViolation:
+    field, term, holder = _text(reply[1]), _text(reply[2]), _text(reply[3])
+    return UniqueViolation(
+        f"{label}.{field} must be unique; record {holder} already holds that value",
+        claim=UniqueClaim(field, term),
+        other_id=holder,
+        field=field,
+    )
+
+
+def _direct_order(shard: Shard, plan: Plan, order: Order | None) -> tuple[str, str, str] | None:
     """``(key, low, high)`` when an ordered plan can be read straight from
     the order index: every record, or a score range of that same index."""
     if order is None:
         return None
-    key = collection.index_key(order.name)
+    key = shard.index_key(order.name)
     if isinstance(plan, AllIds):
         return key, "-inf", "+inf"
     if isinstance(plan, ScoreRange) and plan.name == order.name:
@@ -589,36 +782,61 @@ def _direct_order(
     return None
 
 
-def _queue_remove_entry(
-    pipe: Any, collection: Collection, record_id: str, entry: IndexEntry
-) -> None:
-    if entry.score is None:
-        pipe.srem(collection.index_key(entry.name), record_id)
-    else:
-        pipe.zrem(collection.index_key(entry.name), record_id)
+def _scored(page: Iterable[Any]) -> Iterator[tuple[float, str]]:
+    """``(score, id)`` pairs of a ``WITHSCORES`` reply."""
+    for member, score in page:
+        yield float(score), _text(member)
 
 
-def _claim_field(claim: UniqueClaim) -> str:
-    return f"{claim.field}:{claim.term}"
+def _merge_scored(
+    streams: Sequence[Iterable[tuple[float, str]]], order: Order | None
+) -> Iterator[tuple[float, str]]:
+    """Merge the shards' ``(score, id)`` streams in the result's order: by
+    score then id, both descending for a descending order (as ``ZRANGE ...
+    REV`` gives them); by id when there is no order."""
+    if order is None:
+        return heapq.merge(*streams, key=lambda pair: pair[1])
+    return heapq.merge(*streams, reverse=order.descending)
 
 
-def _dump_terms(entries: frozenset[IndexEntry], claims: frozenset[UniqueClaim]) -> str:
-    return json.dumps(
-        {
-            "entries": [[e.name, e.score] for e in sorted(entries, key=lambda e: e.name)],
-            "unique": [[c.field, c.term] for c in sorted(claims)],
-        }
+def _score_text(score: float | None) -> str:
+    """A score as the save script takes it: ``""`` for a membership entry."""
+    if score is None:
+        return ""
+    if math.isinf(score):
+        return "+inf" if score > 0 else "-inf"
+    return repr(float(score))
+
+
+def _dump_terms(entries: frozenset[IndexEntry], claims: frozenset[UniqueClaim]) -> bytes:
+    if not entries and not claims:
+        return b""
+    flat: list[str] = []
+    for entry in entries:
+        flat.append(entry.name)
+        flat.append(_score_text(entry.score))
+    claimed: list[str] = []
+    for claim in claims:
+        claimed.append(claim.field)
+        claimed.append(claim.term)
+    # Raw UTF-8 (not \u escapes): the script's JSON decoder passes it through
+    # byte for byte, so entry names reach key names exactly as Python builds them.
+    return json.dumps([flat, claimed], ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8", "surrogatepass"
     )
 
 
-def _load_terms(raw: bytes | None) -> tuple[frozenset[IndexEntry], frozenset[UniqueClaim]]:
-    if raw is None:
-        return frozenset(), frozenset()
-    data = json.loads(raw)
-    return (
-        frozenset(IndexEntry(name, score) for name, score in data["entries"]),
-        frozenset(UniqueClaim(name, term) for name, term in data["unique"]),
+def _load_terms(raw: bytes) -> tuple[frozenset[IndexEntry], frozenset[UniqueClaim]]:
+    data = json.loads(raw.decode("utf-8", "surrogatepass"))
+    # a script writes an empty Lua table as {}
+    flat = data[0] if data and not isinstance(data[0], dict) else []
+    claimed = data[1] if len(data) > 1 and not isinstance(data[1], dict) else []
+    entries = frozenset(
+        IndexEntry(flat[i], None if flat[i + 1] == "" else float(flat[i + 1]))
+        for i in range(0, len(flat), 2)
     )
+    claims = frozenset(UniqueClaim(claimed[i], claimed[i + 1]) for i in range(0, len(claimed), 2))
+    return entries, claims
 
 
 def _bound(value: float, open_: bool) -> str:
@@ -629,6 +847,15 @@ def _bound(value: float, open_: bool) -> str:
     else:
         text = repr(float(value))
     return f"({text}" if open_ else text
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` with redis glob characters escaped, to match it literally."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _text_keys(fields: dict[bytes, Any]) -> dict[str, Any]:
+    return {_text(name): value for name, value in fields.items()}
 
 
 def _bytes(value: str | bytes) -> bytes:

@@ -76,12 +76,12 @@ class RecordConformance(BackendSuite):
         )
         assert json.loads(json.loads(stored["metadata"])["value"]) == harry.metadata
 
-    def test_save_assigns_a_uuid1_id_when_none_was_given(self, storage: Storage) -> None:
+    def test_save_assigns_a_uuid7_id_when_none_was_given(self, storage: Storage) -> None:
         user = User(name="Harry")
         assert user.id is None
         user.save()
         saved_id: Any = user.id  # (for mypy, which would keep it None)
-        assert isinstance(saved_id, uuid.UUID) and saved_id.version == 1
+        assert isinstance(saved_id, uuid.UUID) and saved_id.version == 7
 
     def test_saving_only_some_fields_keeps_working(self, storage: Storage) -> None:
         User(email="1@test.com").save()

@@ -1,0 +1,261 @@
+"""The server-side scripts of the redis backend (Lua, run with EVALSHA).
+
+Every write of a record is one of these scripts, so it is one command and one
+round trip, and it is atomic: redis runs a script without interleaving other
+commands.  Each script checks everything it needs (create-only, the expected
+fields of a conditional save, unique claims) *before* its first write, so a
+refused write leaves nothing behind.
+
+A record's index entries and claims are remembered in its shard's ``terms``
+hash (record id -> text), so that a save removes exactly the entries the
+record no longer has.  The text is JSON::
+
+    [[<entry name>, <score>, <entry name>, <score>, ...], [<field>, <term>, ...]]
+
+where ``<score>`` is the sorted-set score as text, or ``""`` for an entry
+that is a plain set.  Scores travel as text so that no float is ever
+formatted by Lua.
+
+Key arguments name the record's key, its shard's keys and the collection's
+unique-claims hash; index keys are the shard's index prefix followed by an
+entry name, and stream keys the record key followed by ``:field:<name>``:
+all of them carry the shard's hash tag, so a script touches one cluster slot
+(except the unique hash, which is per collection; see docs/cluster.rst).
+"""
+
+from __future__ import annotations
+
+__all__ = ["COMMON", "SAVE", "DELETE", "APPEND", "SWAP"]
+
+# Helpers shared by the scripts below (prepended to each).
+COMMON = r"""
+local function decode_terms(text)
+  if not text or text == '' then return {}, {} end
+  local terms = cjson.decode(text)
+  local entries, claims = terms[1] or {}, terms[2] or {}
+  return entries, claims
+end
+
+local function as_map(flat)
+  local map = {}
+  for j = 1, #flat, 2 do map[flat[j]] = flat[j + 1] end
+  return map
+end
+
+local function same_fields(key, at, n)
+  local stored = redis.call('HGETALL', key)
+  if #stored ~= 2 * n then return false end
+  local want = {}
+  for j = 0, n - 1 do want[ARGV[at + 2 * j]] = ARGV[at + 2 * j + 1] end
+  for j = 1, #stored, 2 do
+    if want[stored[j]] ~= stored[j + 1] then return false end
+  end
+  return true
+end
+
+local function first_held_claim(unique_key, claims, id)
+  for j = 1, #claims, 2 do
+    local holder = redis.call('HGET', unique_key, claims[j] .. ':' .. claims[j + 1])
+    if holder and holder ~= id then return {'unique', claims[j], claims[j + 1], holder} end
+  end
+  return nil
+end
+
+local function remove_entry(prefix, name, score, id)
+  if score == '' then
+    redis.call('SREM', prefix .. name, id)
+  else
+    redis.call('ZREM', prefix .. name, id)
+  end
+end
+
+local function add_entry(prefix, name, score, id)
+  if score == '' then
+    redis.call('SADD', prefix .. name, id)
+  else
+    redis.call('ZADD', prefix .. name, score, id)
+  end
+end
+
+local function release_claims(unique_key, claims, keep, id)
+  for j = 1, #claims, 2 do
+    local claim = claims[j] .. ':' .. claims[j + 1]
+    if not keep[claim] and redis.call('HGET', unique_key, claim) == id then
+      redis.call('HDEL', unique_key, claim)
+    end
+  end
+end
+
+local function claim_set(claims)
+  local set = {}
+  for j = 1, #claims, 2 do set[claims[j] .. ':' .. claims[j + 1]] = true end
+  return set
+end
+"""
+
+# KEYS: record, shard ids, shard terms, collection unique
+# ARGV: id, mode ('u' upsert, 'n' create-only, 'x' expected fields),
+#       index prefix, new terms text ('' for none),
+#       nfields, field/text pairs..., nexpected, pairs..., nstreams, name/content pairs...
+SAVE = (
+    COMMON
+    + r"""
+local id, mode, prefix, terms_text = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local nf = tonumber(ARGV[5])
+local fields_at = 6
+local ne_at = fields_at + 2 * nf
+local ne = tonumber(ARGV[ne_at])
+local expected_at = ne_at + 1
+local ns_at = expected_at + 2 * ne
+local ns = tonumber(ARGV[ns_at])
+
+if mode == 'n' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    if same_fields(KEYS[1], fields_at, nf) then return {'same'} end
+    return {'exists'}
+  end
+elseif mode == 'x' then
+  if not same_fields(KEYS[1], expected_at, ne) or ne == 0 then return {'conflict'} end
+end
+
+local new_entries, new_claims = decode_terms(terms_text)
+local held = first_held_claim(KEYS[4], new_claims, id)
+if held then return held end
+local old_entries, old_claims = decode_terms(redis.call('HGET', KEYS[3], id))
+
+if nf > 0 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, fields_at, fields_at + 2 * nf - 1))
+end
+for j = 0, ns - 1 do
+  local name, content = ARGV[ns_at + 1 + 2 * j], ARGV[ns_at + 2 + 2 * j]
+  if content == '' then
+    redis.call('DEL', KEYS[1] .. ':field:' .. name)
+  else
+    redis.call('SET', KEYS[1] .. ':field:' .. name, content)
+  end
+end
+redis.call('ZADD', KEYS[2], 0, id)
+
+local old_map, new_map = as_map(old_entries), as_map(new_entries)
+for name, score in pairs(old_map) do
+  if new_map[name] == nil then remove_entry(prefix, name, score, id) end
+end
+for name, score in pairs(new_map) do
+  if old_map[name] ~= score then add_entry(prefix, name, score, id) end
+end
+release_claims(KEYS[4], old_claims, claim_set(new_claims), id)
+for j = 1, #new_claims, 2 do
+  redis.call('HSET', KEYS[4], new_claims[j] .. ':' .. new_claims[j + 1], id)
+end
+if terms_text == '' then
+  redis.call('HDEL', KEYS[3], id)
+else
+  redis.call('HSET', KEYS[3], id, terms_text)
+end
+return {'ok'}
+"""
+)
+
+# KEYS: record, shard ids, shard terms, collection unique
+# ARGV: id, index prefix, stream field names...
+# Returns the number of record keys removed (the hash, and streams holding data).
+DELETE = (
+    COMMON
+    + r"""
+local id, prefix = ARGV[1], ARGV[2]
+local removed = redis.call('DEL', KEYS[1])
+for j = 3, #ARGV do
+  removed = removed + redis.call('DEL', KEYS[1] .. ':field:' .. ARGV[j])
+end
+local entries, claims = decode_terms(redis.call('HGET', KEYS[3], id))
+for j = 1, #entries, 2 do remove_entry(prefix, entries[j], entries[j + 1], id) end
+release_claims(KEYS[4], claims, {}, id)
+redis.call('HDEL', KEYS[3], id)
+redis.call('ZREM', KEYS[2], id)
+return removed
+"""
+)
+
+# KEYS: record, stream
+# ARGV: data
+# Returns the stream's new length, or -1 when the record does not exist.
+APPEND = r"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if ARGV[1] == '' then return redis.call('STRLEN', KEYS[2]) end
+return redis.call('APPEND', KEYS[2], ARGV[1])
+"""
+
+# KEYS: record, shard terms, collection unique
+# ARGV: id, index prefix, field, expected text ('' for an absent field), new text,
+#       nremove, name/score pairs..., nadd, pairs..., nrelease, field/term pairs...,
+#       nclaim, pairs...
+# Returns {'ok'}, {'missing'}, {'stale', <current text>} or {'unique', ...}.
+SWAP = (
+    COMMON
+    + r"""
+local id, prefix, field, expected, value = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local function pairs_at(at)
+  local n = tonumber(ARGV[at])
+  local flat = {}
+  for j = 1, 2 * n do flat[j] = ARGV[at + j] end
+  return flat, at + 1 + 2 * n
+end
+local remove, at = pairs_at(6)
+local add, at2 = pairs_at(at)
+local release, at3 = pairs_at(at2)
+local claim = pairs_at(at3)
+
+local current = redis.call('HGET', KEYS[1], field)
+if not current then
+  if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
+  current = ''
+end
+if current ~= expected then return {'stale', current} end
+local held = first_held_claim(KEYS[3], claim, id)
+if held then return held end
+
+redis.call('HSET', KEYS[1], field, value)
+local entries, claims = decode_terms(redis.call('HGET', KEYS[2], id))
+local map = as_map(entries)
+for j = 1, #remove, 2 do
+  if map[remove[j]] ~= nil then remove_entry(prefix, remove[j], map[remove[j]], id) end
+  map[remove[j]] = nil
+end
+for j = 1, #add, 2 do
+  if map[add[j]] ~= add[j + 1] then add_entry(prefix, add[j], add[j + 1], id) end
+  map[add[j]] = add[j + 1]
+end
+release_claims(KEYS[3], release, claim_set(claim), id)
+local dropped, taken = claim_set(release), claim_set(claim)
+local kept, seen = {}, {}
+local function keep(f, t)
+  local text = f .. ':' .. t
+  if not seen[text] then
+    seen[text] = true
+    kept[#kept + 1] = f
+    kept[#kept + 1] = t
+  end
+end
+for j = 1, #claims, 2 do
+  if taken[claims[j] .. ':' .. claims[j + 1]] or not dropped[claims[j] .. ':' .. claims[j + 1]] then
+    keep(claims[j], claims[j + 1])
+  end
+end
+for j = 1, #claim, 2 do
+  redis.call('HSET', KEYS[3], claim[j] .. ':' .. claim[j + 1], id)
+  keep(claim[j], claim[j + 1])
+end
+local flat = {}
+for name, score in pairs(map) do
+  flat[#flat + 1] = name
+  flat[#flat + 1] = score
+end
+if #flat == 0 and #kept == 0 then
+  redis.call('HDEL', KEYS[2], id)
+else
+  -- an empty Lua table encodes as {}; the readers accept it as an empty list
+  redis.call('HSET', KEYS[2], id, cjson.encode({flat, kept}))
+end
+return {'ok'}
+"""
+)
