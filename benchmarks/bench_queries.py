@@ -28,6 +28,11 @@ Next to each figure the script prints the round trips (requests sent by
 redis-py) and the redis commands (an ``INFO commandstats`` delta, MULTI and
 EXEC included) of one call, which do not depend on the machine.  The
 benchmark is not a test: nothing fails on a slow machine.
+
+This script measures how query times grow with N.  ``bench_engine.py``, next
+to it, measures the ratios the engine's targets are stated in (at one N,
+with memory per record); this one borrows its server, counting and report
+helpers.
 """
 
 from __future__ import annotations
@@ -37,29 +42,27 @@ import cProfile
 import datetime
 import gc
 import io
-import os
-import platform
 import pstats
 import random
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from unittest import mock
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from redis.connection import AbstractConnection
+from bench_engine import (
+    commands_so_far,
+    count_requests,
+    environment,
+    load_average,
+    own_server,
+    table,
+)
 
-import repocket
 from repocket import ActiveRecord, attributes, serialization
 from repocket.connections import configure
 
@@ -105,70 +108,8 @@ def person_model(size: int) -> type[ActiveRecord]:
 
 
 # ---------------------------------------------------------------------------
-# Server
+# Server (without --url, bench_engine.own_server starts one)
 # ---------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def own_server(binary: str | None) -> Iterator[str]:
-    """Run a throwaway redis-server on a free loopback port; yield its URL."""
-    binary = binary or os.environ.get("REPOCKET_REDIS_SERVER") or shutil.which("redis-server")
-    if binary is None:
-        sys.exit(
-            "redis-server is not installed (Debian: apt-get install redis-server); "
-            "install it, or pass --url redis://host:port/db"
-        )
-    directory = tempfile.mkdtemp(prefix="repocket-bench-")
-    log_path = os.path.join(directory, "redis.log")
-    port = _free_port()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                directory,
-                "--protected-mode",
-                "yes",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 10  # a bound on the wait
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    with open(log_path, encoding="utf-8", errors="replace") as log_text:
-                        sys.exit(f"redis-server did not start:\n{log_text.read()[-2000:]}")
-                time.sleep(0.05)
-        client.close()
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def with_db(url: str, db: int) -> str:
@@ -196,7 +137,11 @@ def clean(repocket_client: redis.Redis, raw_client: redis.Redis, sizes: list[int
     """Delete the benchmark's own keys, and nothing else."""
     for size in sizes:
         collection = person_model_cache(size)._collection
-        for pattern in (collection.record_pattern, *collection.meta_patterns):
+        # record_patterns (any key layout) replaced the older record_pattern
+        record_patterns = getattr(collection, "record_patterns", None) or (
+            collection.record_pattern,
+        )
+        for pattern in (*record_patterns, *collection.meta_patterns):
             unlink_matching(repocket_client, pattern)
     unlink_matching(raw_client, f"{RAW_PREFIX}:*")
 
@@ -213,33 +158,6 @@ def person_model_cache(size: int) -> type[ActiveRecord]:
 # ---------------------------------------------------------------------------
 # Machine-independent costs: round trips and commands
 # ---------------------------------------------------------------------------
-
-
-@contextmanager
-def count_requests() -> Iterator[list[int]]:
-    """Count the requests (round trips) redis-py sends inside the block.
-
-    A command, a pipeline or a transaction is sent with one
-    ``send_packed_command``.
-    """
-    counter = [0]
-    original = AbstractConnection.send_packed_command
-
-    def counting(self: Any, command: Any, check_health: bool = True) -> Any:
-        counter[0] += 1
-        return original(self, command, check_health)
-
-    with mock.patch.object(AbstractConnection, "send_packed_command", counting):
-        yield counter
-
-
-def commands_so_far(admin: redis.Redis) -> int:
-    stats = admin.info("commandstats")
-    return sum(
-        int(value["calls"])
-        for name, value in stats.items()
-        if name not in ("cmdstat_info", "cmdstat_ping")
-    )
 
 
 def costs(fn: Callable[[int], Any], admin: redis.Redis) -> tuple[int, int]:
@@ -646,90 +564,6 @@ def profile(size: int, ops: dict[str, Operation]) -> None:
 # ---------------------------------------------------------------------------
 
 
-def environment(client: redis.Redis) -> list[tuple[str, str]]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    cores = os.cpu_count() or 0
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
-    try:
-        import hiredis  # noqa: F401
-
-        parser = "hiredis"
-    except ImportError:
-        parser = "pure-Python parser (hiredis not installed)"
-    info = client.info("server")
-    kwargs = client.connection_pool.connection_kwargs
-    where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
-    return [
-        ("CPU", f"{cpu}, {cores} cores ({usable} usable)"),
-        ("OS", f"{platform.system()} {platform.release()}"),
-        ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
-        ("redis-py", f"{redis.__version__}, {parser}"),
-        ("redis-server", f"{info.get('redis_version')} at {where}"),
-        ("repocket", repocket.__version__ + git_revision()),
-    ]
-
-
-def git_revision() -> str:
-    here = os.path.dirname(os.path.abspath(__file__))
-    try:
-        commit = subprocess.run(
-            ["git", "-C", here, "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-        changed = subprocess.run(
-            [
-                "git",
-                "-C",
-                here,
-                "status",
-                "--porcelain",
-                "--",
-                os.path.join(here, "..", "repocket"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    local = ", with local changes" if changed.stdout.strip() else ""
-    return f" (git {commit.stdout.strip()}{local})"
-
-
-def load_average() -> str:
-    try:
-        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
-def table(header: list[list[str]], rows: list[list[str]], aligns: str) -> str:
-    """A reStructuredText simple table (plain text is readable too)."""
-    every = header + rows
-    widths = [max(len(row[c]) for row in every) for c in range(len(every[0]))]
-    rule = "  ".join("=" * w for w in widths)
-
-    def line(row: list[str]) -> str:
-        return "  ".join(
-            cell.ljust(w) if a == "l" else cell.rjust(w)
-            for cell, w, a in zip(row, widths, aligns, strict=True)
-        ).rstrip()
-
-    return "\n".join([rule, *(line(r) for r in header), rule, *(line(r) for r in rows), rule])
-
-
 def report(
     results: list[Result],
     datasets: list[Dataset],
@@ -767,7 +601,7 @@ def report(
         )
     out.append(
         table(
-            [["operation", "N", "repocket/s", "raw/s", "ratio", "+-%", "trips", "commands"]],
+            ["operation", "N", "repocket/s", "raw/s", "ratio", "+-%", "trips", "commands"],
             rows,
             "lrrrrrrr",
         )
@@ -784,7 +618,7 @@ def report(
     out.append("")
     out.append(
         table(
-            [["N", "repocket s", "raw s", "repocket/s", "raw/s"]],
+            ["N", "repocket s", "raw s", "repocket/s", "raw/s"],
             [
                 [
                     f"{d.size:,}",
@@ -825,15 +659,13 @@ def report(
         out.append(
             table(
                 [
-                    [
-                        "query",
-                        f"repocket ms N={small:,}",
-                        f"N={large:,}",
-                        "growth",
-                        f"raw ms N={small:,}",
-                        f"N={large:,}",
-                        "growth",
-                    ]
+                    "query",
+                    f"repocket ms N={small:,}",
+                    f"N={large:,}",
+                    "growth",
+                    f"raw ms N={small:,}",
+                    f"N={large:,}",
+                    "growth",
                 ],
                 rows,
                 "lrrrrrr",
@@ -951,7 +783,7 @@ def run(options: argparse.Namespace, url: str, raw_db: int) -> None:
     raw_client = redis.Redis.from_url(with_db(url, raw_db), decode_responses=False)
     admins = (repocket_client, raw_client)
     try:
-        env = environment(raw_client)
+        env = environment(raw_client, repocket_client, raw_client, own_server=not options.url)
         for name, value in env:
             print(f"{name}: {value}", file=sys.stderr)
         clean(repocket_client, raw_client, options.sizes)

@@ -22,8 +22,13 @@ Every write is one ``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction, so a save
 (fields, streams, entries and claims) is all or nothing, and writers from
 several processes queue on SQLite's write lock (the database is put in WAL
 journal mode, so readers never wait for them, and a busy timeout makes a
-writer wait for the lock rather than fail).  Queries are translated into one
-SQL statement over the ``entries`` table and its indexes.
+writer wait for the lock rather than fail).  Each write reads and checks what
+it depends on (a create-only write's id, a conditional save's expected fields,
+a field swap's expected text, unique claims, an appended stream's record)
+inside its transaction, before writing anything: the write lock keeps what
+was checked unchanged until ``COMMIT``, and a refused write leaves nothing
+to undo.  Queries are translated into one SQL statement over the ``entries``
+table and its indexes.
 
 Every :mod:`sqlite3` error is wrapped here, once, in a repocket error naming
 the database file, with the original kept as ``__cause__``.
@@ -39,12 +44,14 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from repocket.errors import (
     BackendError,
+    ConflictError,
+    DoesNotExist,
     EnvelopeError,
     StorageConnectionError,
     StorageError,
@@ -54,6 +61,7 @@ from repocket.keys import Collection
 from repocket.storage import (
     AllIds,
     Difference,
+    FieldSwap,
     IndexEntry,
     Intersection,
     LoadRequest,
@@ -452,16 +460,31 @@ class SQLiteStorage(Storage):
     # -- writing -------------------------------------------------------------------------
 
     def save_record(self, write: RecordWrite) -> None:
-        with self._transaction(f"save {write.collection.record_key(write.record_id)}") as conn:
-            _apply_write(conn, write)
+        """Save one record in one write transaction, checks first; see
+        :meth:`Storage.save_record <repocket.storage.Storage.save_record>`."""
+        record_key = self.record_key(write.collection, write.record_id)
+        with self._transaction(f"save {record_key}") as conn:
+            _apply_write(conn, write, record_key)
 
     def save_records(self, writes: Sequence[RecordWrite]) -> None:
-        """Save all the records in one transaction: all of them, or none."""
+        """Save all the records in one transaction: all of them, or none (a
+        write refused by its checks rolls the whole batch back)."""
         if not writes:
             return
         with self._transaction(f"save {len(writes)} record(s)") as conn:
             for write in writes:
-                _apply_write(conn, write)
+                _apply_write(conn, write, self.record_key(write.collection, write.record_id))
+
+    def swap_field(self, swap: FieldSwap) -> str | bytes | None:
+        """Compare-and-set one field, with its entries and claims, in one write
+        transaction; see :meth:`Storage.swap_field <repocket.storage.Storage.swap_field>`.
+
+        A record that lacks the field does not hold ``swap.expected``: the
+        answer is then ``""`` (no envelope), as there is no text to give back.
+        """
+        record_key = self.record_key(swap.collection, swap.record_id)
+        with self._transaction(f"change field {swap.field!r} of {record_key}") as conn:
+            return _apply_swap(conn, swap, record_key)
 
     def delete_record(self, collection: Collection, record_id: str, streams: Sequence[str]) -> int:
         """Delete the record's row, its streams, entries and claims.
@@ -490,14 +513,25 @@ class SQLiteStorage(Storage):
     def append_to_stream(
         self, collection: Collection, record_id: str, field: str, data: bytes
     ) -> int:
+        """Append in one write transaction that first checks the record exists
+        (a read transaction when ``data`` is empty: nothing to write).
+
+        :raises DoesNotExist: the record does not exist; nothing is written.
+        """
         key = _collection_key(collection)
-        action = f"append to {collection.stream_key(record_id, field)}"
+        stream_key = self.stream_key(collection, record_id, field)
         length = "SELECT length(content) FROM streams WHERE collection = ? AND id = ? AND field = ?"
-        if not data:
-            with self._errors(action), self._connection() as conn:
+        with self._transaction(f"append to {stream_key}", immediate=bool(data)) as conn:
+            # Checked under the write lock, so that a record deleted by another
+            # process cannot get a stream back between this check and the write.
+            if not _record_exists(conn, key, record_id):
+                raise DoesNotExist(
+                    f"cannot append to {stream_key}: {collection.label} record "
+                    f"{record_id!r} does not exist"
+                )
+            if not data:
                 row = conn.execute(length, (key, record_id, field)).fetchone()
-            return int(row[0]) if row else 0
-        with self._transaction(action) as conn:
+                return int(row[0]) if row else 0
             conn.execute(
                 "INSERT INTO streams (collection, id, field, content) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (collection, id, field) "
@@ -505,7 +539,7 @@ class SQLiteStorage(Storage):
                 (key, record_id, field, bytes(data)),
             )
             row = conn.execute(length, (key, record_id, field)).fetchone()
-        return int(row[0])
+            return int(row[0])
 
     # -- reading -------------------------------------------------------------------------
 
@@ -746,26 +780,44 @@ class SQLiteStorage(Storage):
 # ---------------------------------------------------------------------------
 
 
-def _apply_write(conn: sqlite3.Connection, write: RecordWrite) -> None:
-    """Apply one RecordWrite inside the caller's write transaction."""
+def _apply_write(conn: sqlite3.Connection, write: RecordWrite, record_key: str) -> None:
+    """Apply one RecordWrite inside the caller's write transaction.
+
+    Every check (create-only, expected fields, claims) comes before the first
+    write, so a refused write raises with nothing to undo; the caller's
+    transaction is rolled back all the same.
+    """
     key = _collection_key(write.collection)
     record_id = write.record_id
-    for claim in sorted(write.unique):
-        row = conn.execute(
-            "SELECT id FROM claims WHERE collection = ? AND field = ? AND term = ?",
-            (key, claim.field, claim.term),
-        ).fetchone()
-        if row is not None and row[0] != record_id:
-            raise UniqueViolation(
-                f"{write.collection.label}.{claim.field} must be unique; "
-                f"record {row[0]} already holds that value",
-                claim=claim,
-                other_id=row[0],
-                field=claim.field,
-            )
     row = conn.execute(
         "SELECT fields FROM records WHERE collection = ? AND id = ?", (key, record_id)
     ).fetchone()
+    stored = _parse_fields(row[0], write.collection, record_id) if row is not None else None
+    if write.new and stored is not None:
+        if _same_fields(stored, write.fields):
+            # This very write was applied before and its reply was lost.  Not
+            # applying it again keeps bytes appended to its streams since.
+            return
+        raise ConflictError(
+            f"cannot create {write.collection.label} record {record_id!r}: a record with "
+            f"that id exists already, with other fields; nothing was written",
+            key=record_key,
+        )
+    if write.expected is not None:
+        if stored is None:
+            raise ConflictError(
+                f"{write.collection.label} record {record_id!r} was deleted since it was "
+                f"read; nothing was written",
+                key=record_key,
+            )
+        if not _same_fields(stored, write.expected):
+            raise ConflictError(
+                f"{write.collection.label} record {record_id!r} changed since it was read "
+                f"(fields {', '.join(map(repr, _differing(stored, write.expected)))}); "
+                f"nothing was written",
+                key=record_key,
+            )
+    _check_claims(conn, write.collection, record_id, write.unique)
     for name, content in write.streams.items():
         if content:
             conn.execute(
@@ -778,13 +830,12 @@ def _apply_write(conn: sqlite3.Connection, write: RecordWrite) -> None:
                 "DELETE FROM streams WHERE collection = ? AND id = ? AND field = ?",
                 (key, record_id, name),
             )
-    if row is None and not write.fields:
+    if stored is None and not write.fields:
         # An index-only write (reindex) of a record deleted meanwhile: there
         # is nothing to index, and indexing it would bring back its id.
         return
     # Fields not named in the write are kept, as the record's other fields are.
-    stored = _parse_fields(row[0], write.collection, record_id) if row is not None else {}
-    merged = {name: _text(value) for name, value in stored.items()}
+    merged = {name: _text(value) for name, value in (stored or {}).items()}
     merged.update((name, _text(value)) for name, value in write.fields.items())
     conn.execute(
         "INSERT INTO records (collection, id, fields, indexed) VALUES (?, ?, ?, 1) "
@@ -792,7 +843,137 @@ def _apply_write(conn: sqlite3.Connection, write: RecordWrite) -> None:
         (key, record_id, json.dumps(merged, sort_keys=True)),
     )
     _replace_entries(conn, key, record_id, write.entries)
-    _replace_claims(conn, key, record_id, write.unique)
+    _replace_claims(conn, write.collection, record_id, write.unique)
+
+
+def _apply_swap(conn: sqlite3.Connection, swap: FieldSwap, record_key: str) -> str | bytes | None:
+    """Apply one FieldSwap inside the caller's write transaction: checks first,
+    then the field, the entries and the claims."""
+    key = _collection_key(swap.collection)
+    record_id = swap.record_id
+    row = conn.execute(
+        "SELECT fields FROM records WHERE collection = ? AND id = ?", (key, record_id)
+    ).fetchone()
+    if row is None:
+        raise DoesNotExist(
+            f"cannot change field {swap.field!r} of {record_key}: {swap.collection.label} "
+            f"record {record_id!r} does not exist"
+        )
+    stored = _parse_fields(row[0], swap.collection, record_id)
+    current = stored.get(swap.field)
+    if current is None:
+        return ""
+    if _text(current) != _text(swap.expected):
+        return current
+    _check_claims(conn, swap.collection, record_id, swap.claim)
+    values = {name: _text(value) for name, value in stored.items()}
+    values[swap.field] = _text(swap.value)
+    conn.execute(
+        "UPDATE records SET fields = ? WHERE collection = ? AND id = ?",
+        (json.dumps(values, sort_keys=True), key, record_id),
+    )
+    # A record has one entry per name: an entry whose score changes is in
+    # both sets, so removing by name before adding moves it.
+    for chunk in _chunks(sorted({entry.name for entry in swap.remove})):
+        conn.execute(
+            f"DELETE FROM entries WHERE collection = ? AND id = ? "
+            f"AND name IN ({_marks(len(chunk))})",
+            (key, record_id, *chunk),
+        )
+    if swap.add:
+        conn.executemany(
+            "INSERT INTO entries (collection, id, name, score) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (collection, name, id) DO UPDATE SET score = excluded.score",
+            [(key, record_id, entry.name, entry.score) for entry in sorted(swap.add, key=_by_name)],
+        )
+    for claim in sorted(swap.release):
+        conn.execute(  # only this record's: a claim another record took stays its own
+            "DELETE FROM claims WHERE collection = ? AND field = ? AND term = ? AND id = ?",
+            (key, claim.field, claim.term, record_id),
+        )
+    held = _claims_of(conn, key, record_id)
+    for claim in sorted(swap.claim - held):
+        _insert_claim(conn, swap.collection, record_id, claim)
+    return None
+
+
+def _record_exists(conn: sqlite3.Connection, key: str, record_id: str) -> bool:
+    return (
+        conn.execute(
+            "SELECT 1 FROM records WHERE collection = ? AND id = ?", (key, record_id)
+        ).fetchone()
+        is not None
+    )
+
+
+def _same_fields(stored: Mapping[str, str | bytes], wanted: Mapping[str, str | bytes]) -> bool:
+    """Whether stored fields are exactly ``wanted``: the same names, the same texts
+    (a text given as bytes equals the same text given as ``str``)."""
+    return not _differing(stored, wanted)
+
+
+def _differing(stored: Mapping[str, str | bytes], wanted: Mapping[str, str | bytes]) -> list[str]:
+    """The names of the fields that are missing, extra or different, sorted."""
+    return sorted(
+        name
+        for name in {*stored, *wanted}
+        if name not in stored or name not in wanted or _text(stored[name]) != _text(wanted[name])
+    )
+
+
+def _check_claims(
+    conn: sqlite3.Connection, collection: Collection, record_id: str, claims: Iterable[UniqueClaim]
+) -> None:
+    """Raise UniqueViolation if another record holds one of ``claims``."""
+    key = _collection_key(collection)
+    for claim in sorted(claims):
+        row = conn.execute(
+            "SELECT id FROM claims WHERE collection = ? AND field = ? AND term = ?",
+            (key, claim.field, claim.term),
+        ).fetchone()
+        if row is not None and row[0] != record_id:
+            raise _violation(collection, claim, row[0])
+
+
+def _violation(collection: Collection, claim: UniqueClaim, other: str | None) -> UniqueViolation:
+    holder = f"record {other}" if other is not None else "another record"
+    return UniqueViolation(
+        f"{collection.label}.{claim.field} must be unique; {holder} already holds that value",
+        claim=claim,
+        other_id=other,
+        field=claim.field,
+    )
+
+
+def _claims_of(conn: sqlite3.Connection, key: str, record_id: str) -> set[UniqueClaim]:
+    return {
+        UniqueClaim(field, term)
+        for field, term in conn.execute(
+            "SELECT field, term FROM claims WHERE collection = ? AND id = ?", (key, record_id)
+        )
+    }
+
+
+def _insert_claim(
+    conn: sqlite3.Connection, collection: Collection, record_id: str, claim: UniqueClaim
+) -> None:
+    """Take a claim checked free earlier in the same transaction.
+
+    A plain INSERT lets the primary key refuse a claim another writer holds,
+    rather than silently taking it over.
+    """
+    key = _collection_key(collection)
+    try:
+        conn.execute(
+            "INSERT INTO claims (collection, field, term, id) VALUES (?, ?, ?, ?)",
+            (key, claim.field, claim.term, record_id),
+        )
+    except sqlite3.IntegrityError as exc:
+        row = conn.execute(
+            "SELECT id FROM claims WHERE collection = ? AND field = ? AND term = ?",
+            (key, claim.field, claim.term),
+        ).fetchone()
+        raise _violation(collection, claim, row[0] if row is not None else None) from exc
 
 
 def _replace_entries(
@@ -825,41 +1006,21 @@ def _replace_entries(
 
 
 def _replace_claims(
-    conn: sqlite3.Connection, key: str, record_id: str, claims: frozenset[UniqueClaim]
+    conn: sqlite3.Connection, collection: Collection, record_id: str, claims: frozenset[UniqueClaim]
 ) -> None:
-    old = {
-        UniqueClaim(field, term)
-        for field, term in conn.execute(
-            "SELECT field, term FROM claims WHERE collection = ? AND id = ?", (key, record_id)
-        )
-    }
+    key = _collection_key(collection)
+    old = _claims_of(conn, key, record_id)
     for claim in old - claims:
         conn.execute(
             "DELETE FROM claims WHERE collection = ? AND field = ? AND term = ?",
             (key, claim.field, claim.term),
         )
     for claim in sorted(claims - old):
-        # Checked free at the start of the same transaction; a plain INSERT
-        # lets the primary key refuse a claim another writer holds, rather
-        # than silently taking it over.
-        try:
-            conn.execute(
-                "INSERT INTO claims (collection, field, term, id) VALUES (?, ?, ?, ?)",
-                (key, claim.field, claim.term, record_id),
-            )
-        except sqlite3.IntegrityError as exc:
-            row = conn.execute(
-                "SELECT id FROM claims WHERE collection = ? AND field = ? AND term = ?",
-                (key, claim.field, claim.term),
-            ).fetchone()
-            other = row[0] if row is not None else "another record"
-            raise UniqueViolation(
-                f"{key.replace(':', '.')}.{claim.field} must be unique; "
-                f"record {other} already holds that value",
-                claim=claim,
-                other_id=row[0] if row is not None else None,
-                field=claim.field,
-            ) from exc
+        _insert_claim(conn, collection, record_id, claim)
+
+
+def _by_name(entry: IndexEntry) -> str:
+    return entry.name
 
 
 def _same_score(stored: float | None, score: float | None) -> bool:

@@ -168,6 +168,10 @@ def save_through_the_protocol(path: str, worker: int, start: Any) -> None:
     """A writer using the Storage protocol directly, opening a file that may not exist yet."""
     storage = SQLiteStorage(path)
     start.wait(timeout=DEADLINE)
+    # Every worker saves the shared record (the same fields: last write wins),
+    # as appending needs it to exist; the save names no stream, so it keeps
+    # what the others appended.
+    storage.save_record(RecordWrite(PROTOCOL, "log", {"id": json.dumps("log")}))
     for seq in range(RECORDS):
         storage.save_record(
             RecordWrite(
@@ -204,12 +208,14 @@ def test_processes_creating_the_file_together_lose_no_writes(tmp_path: Path) -> 
     assert [p.exitcode for p in processes] == [0] * WORKERS
     storage = SQLiteStorage(path)
     try:
-        assert storage.count_records(PROTOCOL) == WORKERS * RECORDS
+        assert storage.count_records(PROTOCOL) == WORKERS * RECORDS + 1  # and "log"
         for worker in range(WORKERS):
             assert storage.count_ids(PROTOCOL, Members(f"eq:worker:{worker}")) == RECORDS
         assert storage.count_ids(PROTOCOL, ScoreRange("range:seq", 0, 9)) == WORKERS * 10
-        # "log" is a stream with no record: it loads as no record, but holds every line
-        assert storage.load_records([LoadRequest(PROTOCOL, "log", ("lines",))]) == [None]
-        assert storage.append_to_stream(PROTOCOL, "log", "lines", b"") == 2 * WORKERS * RECORDS
+        [log] = storage.load_records([LoadRequest(PROTOCOL, "log", ("lines",))])
+        assert log is not None and len(log.streams["lines"]) == 2 * WORKERS * RECORDS
+        assert sorted(log.streams["lines"].split()) == sorted(
+            b"%d" % worker for worker in range(WORKERS) for _ in range(RECORDS)
+        )
     finally:
         storage.close()

@@ -3,6 +3,7 @@ fine print (ordering ties, score bounds, snapshots, atomic batches)."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import math
@@ -12,12 +13,15 @@ import threading
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from repocket import ActiveRecord, attributes
 from repocket.connections import configure
 from repocket.errors import (
+    ConflictError,
+    DoesNotExist,
     EnvelopeError,
     StorageConnectionError,
     StorageError,
@@ -27,6 +31,7 @@ from repocket.keys import Collection
 from repocket.storage import (
     AllIds,
     Difference,
+    FieldSwap,
     IndexEntry,
     Intersection,
     LoadRequest,
@@ -88,6 +93,14 @@ def write(
 
 def rows(storage: SQLiteStorage, sql: str, *params: object) -> list[tuple[object, ...]]:
     return list(storage.native_client.execute(sql, params))
+
+
+def tables(storage: SQLiteStorage) -> dict[str, list[tuple[object, ...]]]:
+    """Every row repocket keeps, table by table."""
+    return {
+        table: sorted(rows(storage, f"SELECT * FROM {table}"), key=repr)
+        for table in ("records", "streams", "entries", "claims")
+    }
 
 
 # -- URLs and discovery --------------------------------------------------------------------
@@ -189,7 +202,7 @@ def test_fields_are_stored_as_the_documented_envelopes(storage: SQLiteStorage) -
         f"{__name__}:Wizard",
         str(harry.id),
     )
-    fields = {name: json.loads(value) for name, value in json.loads(text).items()}
+    fields = {name: json.loads(value) for name, value in json.loads(str(text)).items()}
     assert fields["name"] == {"type": "Unicode", "value": "Harry", "module": "repocket.attributes"}
     assert fields["age"]["value"] == 17
     assert "diary" not in fields
@@ -212,7 +225,7 @@ def test_a_pointer_stores_the_target_record_key(storage: SQLiteStorage) -> None:
     harry = Wizard.create(name="Harry")
     hedwig = Owl.create(name="Hedwig", owner=harry)
     [(text,)] = rows(storage, "SELECT fields FROM records WHERE id = ?", str(hedwig.id))
-    assert json.loads(json.loads(text)["owner"])["value"] == harry.save()["hash"]
+    assert json.loads(json.loads(str(text))["owner"])["value"] == harry.save()["hash"]
     assert Owl.objects.get(id=hedwig.id).owner == harry
 
 
@@ -397,7 +410,7 @@ def test_saves_keep_fields_they_do_not_name(storage: SQLiteStorage) -> None:
 
 def test_field_texts_that_are_not_utf8_come_back_as_bytes(storage: SQLiteStorage) -> None:
     raw = b"\xff\xfe not utf-8"
-    storage.save_record(RecordWrite(PEOPLE, "1", {"id": "1", "bad": raw}))  # type: ignore[dict-item]
+    storage.save_record(RecordWrite(PEOPLE, "1", {"id": "1", "bad": raw}))
     storage.save_record(write("1", extra="kept"))  # a later save keeps it as it was
     [record] = storage.load_records([LoadRequest(PEOPLE, "1")])
     assert record is not None
@@ -411,15 +424,140 @@ def test_an_index_only_write_of_a_missing_record_indexes_nothing(storage: SQLite
 
 
 def test_streams(storage: SQLiteStorage) -> None:
+    storage.save_record(write("1"))
     assert storage.append_to_stream(PEOPLE, "1", "log", b"") == 0
     assert storage.append_to_stream(PEOPLE, "1", "log", b"ab") == 2
     assert storage.append_to_stream(PEOPLE, "1", "log", b"\x00\xff") == 4
     assert storage.append_to_stream(PEOPLE, "1", "log", b"") == 4
-    storage.save_record(write("1"))
     [record] = storage.load_records([LoadRequest(PEOPLE, "1", ("log", "other"))])
     assert record is not None and record.streams == {"log": b"ab\x00\xff", "other": b""}
     storage.save_record(RecordWrite(PEOPLE, "1", {"id": "1"}, {"log": b""}))
     assert storage.delete_record(PEOPLE, "1", ["log", "other"]) == 1
+
+
+def test_appending_to_a_missing_record_is_refused(storage: SQLiteStorage) -> None:
+    for data in (b"x", b""):
+        with pytest.raises(DoesNotExist) as info:
+            storage.append_to_stream(PEOPLE, "ghost", "log", data)
+        assert str(info.value) == (
+            f"cannot append to {PEOPLE.stream_key('ghost', 'log')}: "
+            f"{PEOPLE.label} record 'ghost' does not exist"
+        )
+    assert rows(storage, "SELECT * FROM streams") == []
+
+
+#: Writes that every check refuses, over the records of ``refusals_setup``.
+REFUSALS: dict[str, tuple[type[Exception], Any]] = {
+    "create-only over another record": (
+        ConflictError,
+        lambda s: s.save_record(dataclasses.replace(write("1", nick="new"), new=True)),
+    ),
+    "create-only in a batch": (
+        ConflictError,
+        lambda s: s.save_records(
+            [write("3", {"eq:a": None}), dataclasses.replace(write("1"), new=True)]
+        ),
+    ),
+    "expected fields differ": (
+        ConflictError,
+        lambda s: s.save_record(
+            dataclasses.replace(write("1", {"eq:b": None}), expected={"id": "1", "nick": "new"})
+        ),
+    ),
+    "expected of a missing record": (
+        ConflictError,
+        lambda s: s.save_record(dataclasses.replace(write("9"), expected={"id": "9"})),
+    ),
+    "swap to a claim another holds": (
+        UniqueViolation,
+        lambda s: s.swap_field(
+            FieldSwap(
+                PEOPLE,
+                "1",
+                "nick",
+                "old",
+                "new",
+                remove=frozenset({IndexEntry("eq:a")}),
+                add=frozenset({IndexEntry("eq:b")}),
+                release=frozenset({UniqueClaim("wand", "holly")}),
+                claim=frozenset({UniqueClaim("wand", "holly2"), UniqueClaim("wand", "taken")}),
+            )
+        ),
+    ),
+    "swap of a missing record": (
+        DoesNotExist,
+        lambda s: s.swap_field(FieldSwap(PEOPLE, "9", "nick", "old", "new")),
+    ),
+    "append to a missing record": (
+        DoesNotExist,
+        lambda s: s.append_to_stream(PEOPLE, "9", "log", b"x"),
+    ),
+}
+
+
+@pytest.mark.parametrize("refusal", REFUSALS.values(), ids=list(REFUSALS))
+def test_a_refused_write_leaves_every_table_as_it_was(
+    storage: SQLiteStorage, refusal: tuple[type[Exception], Any]
+) -> None:
+    error, attempt = refusal
+    storage.save_record(
+        dataclasses.replace(
+            write("1", {"eq:a": None, "range:x": 1.0}, {"wand": "holly"}, nick="old"),
+            streams={"log": b"kept"},
+        )
+    )
+    storage.save_record(write("2", unique={"wand": "taken"}))
+    before = tables(storage)
+    with pytest.raises(error):
+        attempt(storage)
+    assert tables(storage) == before
+
+
+def test_conflicts_name_the_record(storage: SQLiteStorage) -> None:
+    storage.save_record(write("1"))
+    with pytest.raises(ConflictError) as info:
+        storage.save_record(dataclasses.replace(write("1", nick="x"), new=True))
+    assert info.value.key == PEOPLE.record_key("1")
+    assert str(info.value) == (
+        f"cannot create {PEOPLE.label} record '1': a record with that id exists already, "
+        f"with other fields; nothing was written"
+    )
+    with pytest.raises(ConflictError) as info:
+        storage.save_record(dataclasses.replace(write("1"), expected={"id": "1", "nick": "x"}))
+    assert str(info.value) == (
+        f"{PEOPLE.label} record '1' changed since it was read (fields 'nick'); nothing was written"
+    )
+    storage.delete_record(PEOPLE, "1", [])
+    with pytest.raises(ConflictError) as info:
+        storage.save_record(dataclasses.replace(write("1"), expected={"id": "1"}))
+    assert info.value.key == PEOPLE.record_key("1")
+    assert "was deleted since it was read" in str(info.value)
+
+
+def test_a_create_only_retry_matches_texts_given_as_bytes(storage: SQLiteStorage) -> None:
+    raw = b"\xff\xfe not utf-8"
+    first = RecordWrite(PEOPLE, "1", {"id": "1", "bad": raw}, new=True)
+    storage.save_record(first)
+    storage.save_record(first)
+    storage.save_record(RecordWrite(PEOPLE, "2", {"id": "2"}, new=True))
+    storage.save_record(RecordWrite(PEOPLE, "2", {"id": b"2"}, new=True))
+    assert storage.count_records(PEOPLE) == 2
+
+
+def test_swapping_a_field_the_record_lacks_answers_empty_text(storage: SQLiteStorage) -> None:
+    storage.save_record(write("1"))
+    before = tables(storage)
+    assert storage.swap_field(FieldSwap(PEOPLE, "1", "nick", "old", "new")) == ""
+    assert tables(storage) == before
+
+
+def test_a_swap_keeps_the_other_fields_and_the_record_indexed(storage: SQLiteStorage) -> None:
+    raw = b"\xff\xfe not utf-8"
+    storage.save_record(RecordWrite(PEOPLE, "1", {"id": "1", "bad": raw, "nick": "old"}))
+    assert storage.swap_field(FieldSwap(PEOPLE, "1", "nick", b"old", "new")) is None
+    [record] = storage.load_records([LoadRequest(PEOPLE, "1")])
+    assert record is not None and record.fields == {"id": "1", "bad": raw, "nick": "new"}
+    assert rows(storage, "SELECT indexed FROM records") == [(1,)]
 
 
 def test_iteration_reads_a_snapshot(storage: SQLiteStorage) -> None:
@@ -462,6 +600,8 @@ def test_threads_share_one_storage(url: str, path: Path) -> None:
     store = SQLiteStorage.from_url(url.format(path=path))
     errors: list[BaseException] = []
 
+    store.save_record(write("shared"))
+
     def work(worker: int) -> None:
         try:
             for i in range(25):
@@ -476,7 +616,7 @@ def test_threads_share_one_storage(url: str, path: Path) -> None:
     for thread in threads:
         thread.join(60)
     assert not errors
-    assert store.count_records(PEOPLE) == 100
+    assert store.count_records(PEOPLE) == 101  # and "shared"
     assert all(store.count_ids(PEOPLE, Members(f"eq:w{w}")) == 25 for w in range(4))
     assert store.append_to_stream(PEOPLE, "shared", "log", b"") == 100
     store.close()
@@ -523,6 +663,26 @@ def test_no_statement_of_a_save_or_an_indexed_query_walks_the_collection(
         assert len(Wizard.objects.filter(name__startswith="w1")) == 11
         assert len(Wizard.objects.get_many([harry.id])) == 1
         assert harry.delete() == 2
+        # the protocol's checked writes, called directly
+        created = dataclasses.replace(write("n", {"eq:a": None}, {"wand": "n"}), new=True)
+        storage.save_record(created)
+        storage.save_record(created)  # a retry after a lost reply
+        storage.save_record(dataclasses.replace(created, new=False, expected=created.fields))
+        swap = FieldSwap(
+            PEOPLE,
+            "n",
+            "id",
+            "n",
+            "y",
+            remove=frozenset({IndexEntry("eq:a")}),
+            add=frozenset({IndexEntry("eq:c")}),
+            release=frozenset({UniqueClaim("wand", "n")}),
+            claim=frozenset({UniqueClaim("wand", "m")}),
+        )
+        assert storage.swap_field(swap) is None
+        assert storage.swap_field(swap) == "y"
+        assert storage.append_to_stream(PEOPLE, "n", "log", b"x") == 1
+        assert storage.append_to_stream(PEOPLE, "n", "log", b"") == 1
     finally:
         conn.set_trace_callback(None)
     walks = []

@@ -9,18 +9,21 @@ that are not UTF-8.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import pytest
 
-from ...errors import UniqueViolation
+from ...errors import ConflictError, DoesNotExist, UniqueViolation
 from ...keys import Collection
 from ...storage import (
     REQUIRED_METHODS,
     AllIds,
     Difference,
+    FieldSwap,
     IndexEntry,
     Intersection,
     LoadRequest,
@@ -211,6 +214,73 @@ SET_PLANS: list[tuple[Plan, list[str]]] = [
 ALL_PLANS = [*SET_PLANS, *SCORE_RANGES]
 
 
+# The record of the create-only, conditional and swap tests: fields, a stream,
+# entries of both kinds and a claim, all of which a refused write must leave.
+
+
+def wand(term: str) -> str:
+    return f'eq:wand:"{term}"'
+
+
+LENGTH = "range:wand_length"
+HOLLY = UniqueClaim("wand", "holly")
+OAK = UniqueClaim("wand", "oak")
+ELDER = UniqueClaim("wand", "elder")
+HARRY_FIELDS: Mapping[str, str] = {"name": envelope("Harry"), "wand": envelope("holly")}
+HARRY_ENTRIES = frozenset({IndexEntry(wand("holly")), IndexEntry(LENGTH, 11.0)})
+
+#: Expected fields that :data:`HARRY_FIELDS` do not match, each in one way.
+NEAR_MISSES: dict[str, Mapping[str, str]] = {
+    "a field differs": {"name": envelope("Harry"), "wand": envelope("holly ")},
+    "a field is missing": {"name": envelope("Harry")},
+    "a field is extra": {**HARRY_FIELDS, "house": envelope("G")},
+    "a name differs": {"name": envelope("Harry"), "Wand": envelope("holly")},
+}
+
+
+def harry(record_id: str = "harry", **changes: Any) -> RecordWrite:
+    """The write that stores Harry (``changes`` replace attributes of it)."""
+    write = RecordWrite(
+        PEOPLE, record_id, HARRY_FIELDS, {"diary": b"old"}, HARRY_ENTRIES, frozenset({HOLLY})
+    )
+    return dataclasses.replace(write, **changes)
+
+
+def harry_with_elder(**changes: Any) -> RecordWrite:
+    """A write of other fields, stream, entries and claim over Harry."""
+    elder: dict[str, Any] = {
+        "fields": {"name": envelope("Harry"), "wand": envelope("elder")},
+        "streams": {"diary": b"new"},
+        "entries": frozenset({IndexEntry(wand("elder")), IndexEntry(LENGTH, 15.0)}),
+        "unique": frozenset({ELDER}),
+    }
+    return harry(**{**elder, **changes})
+
+
+def oak_swap(record_id: str = "harry", expected: str = "holly") -> FieldSwap:
+    """Harry's wand from ``expected`` to oak, with the entries and claims that change."""
+    return FieldSwap(
+        PEOPLE,
+        record_id,
+        "wand",
+        envelope(expected),
+        envelope("oak"),
+        remove=frozenset({IndexEntry(wand(expected)), IndexEntry(LENGTH, 11.0)}),
+        # the sorted entry is in both: only its score changes
+        add=frozenset({IndexEntry(wand("oak")), IndexEntry(LENGTH, 12.5)}),
+        release=frozenset({UniqueClaim("wand", expected)}),
+        claim=frozenset({OAK}),
+    )
+
+
+def stored_state(storage: Storage, record_id: str = "harry") -> object:
+    """A record's fields, ``diary`` stream, index entries and claims, to compare
+    before and after a write that must change nothing."""
+    loaded = storage.load_record(PEOPLE, record_id, ("diary",))
+    record = None if loaded is None else (fields_of(loaded), dict(loaded.streams))
+    return record, storage.read_index_entries(PEOPLE, [record_id])
+
+
 class ProtocolConformance(BackendSuite):
     """Each method of :class:`~repocket.storage.Storage`, called directly."""
 
@@ -348,7 +418,7 @@ class ProtocolConformance(BackendSuite):
 
     def test_a_write_of_index_data_alone_keeps_the_fields(self, storage: Storage) -> None:
         # Model.objects.reindex() writes a loaded record's entries this way
-        # (after drop_index(), with new=True: there are no old entries then).
+        # (after drop_index(), with new=False: the record exists already).
         storage.save_record(
             make_write("harry", streams={"diary": b"d"}, entries={IndexEntry(house("G"))})
         )
@@ -510,6 +580,22 @@ class ProtocolConformance(BackendSuite):
         storage.save_record(make_write("harry"))
         assert storage.append_to_stream(PEOPLE, "harry", "diary", b"first") == 5
         assert storage.delete_record(PEOPLE, "harry", ("diary",)) == 2
+
+    def test_appending_to_a_missing_record_raises_and_stores_nothing(
+        self, storage: Storage
+    ) -> None:
+        with pytest.raises(DoesNotExist):
+            storage.append_to_stream(PEOPLE, "nobody", "diary", b"x")
+        storage.save_record(make_write("harry", streams={"diary": b"old"}))
+        storage.delete_record(PEOPLE, "harry", ("diary",))
+        with pytest.raises(DoesNotExist):
+            storage.append_to_stream(PEOPLE, "harry", "diary", AWKWARD_BYTES[0])
+        for record_id in ("nobody", "harry"):
+            assert storage.load_record(PEOPLE, record_id, ("diary",)) is None
+            assert storage.delete_record(PEOPLE, record_id, ("diary",)) == 0
+        storage.save_record(make_write("harry"))  # a new record finds no stream left behind
+        loaded = storage.load_record(PEOPLE, "harry", ("diary",))
+        assert loaded is not None and loaded.streams["diary"] == b""
 
     def test_appending_nothing_stores_nothing(self, storage: Storage) -> None:
         storage.save_record(make_write("harry", streams={"diary": b"abc"}))
@@ -689,9 +775,8 @@ class ProtocolConformance(BackendSuite):
         self, storage: Storage, people: object
     ) -> None:
         storage.drop_index(PEOPLE)
-        storage.save_records(
-            [make_write(i, {}, entries=person_entries(i), new=True) for i in PEOPLE_DATA]
-        )
+        # index-only writes of stored records: not create-only
+        storage.save_records([make_write(i, {}, entries=person_entries(i)) for i in PEOPLE_DATA])
         assert storage.query_ids(PEOPLE, AllIds()) == sorted(PEOPLE_DATA)
         assert storage.query_ids(PEOPLE, Members(house("G"))) == expect(lambda h, a: h == "G")
         assert storage.query_ids(PEOPLE, AllIds(), Order(AGE)) == by_age(PEOPLE_DATA)
@@ -797,6 +882,207 @@ class ProtocolConformance(BackendSuite):
                 ]
             )
         assert storage.load_record(PEOPLE, "ginny") is None
+
+    # -- create-only writes ------------------------------------------------------------
+
+    @pytest.mark.parametrize("fields", NEAR_MISSES.values(), ids=list(NEAR_MISSES))
+    def test_a_create_only_write_over_a_different_record_is_refused_and_writes_nothing(
+        self, storage: Storage, fields: Mapping[str, str]
+    ) -> None:
+        storage.save_record(harry())
+        before = stored_state(storage)
+        with pytest.raises(ConflictError) as info:
+            storage.save_record(harry_with_elder(fields=fields, new=True))
+        assert info.value.key == storage.record_key(PEOPLE, "harry")
+        assert PEOPLE.label in str(info.value) and "harry" in str(info.value)
+        assert stored_state(storage) == before
+        assert storage.query_ids(PEOPLE, Members(wand("holly"))) == ["harry"]
+        assert storage.query_ids(PEOPLE, Members(wand("elder"))) == []
+        assert storage.query_ids(PEOPLE, ScoreRange(LENGTH, 15, 15)) == []
+        with pytest.raises(UniqueViolation):  # Harry still holds his claim
+            storage.save_record(make_write("ron", unique={HOLLY}))
+        storage.save_record(make_write("ron", unique={ELDER}))  # the refused one was not taken
+
+    @pytest.mark.parametrize("value", AWKWARD_TEXTS)
+    def test_a_create_only_write_retried_after_a_lost_reply_succeeds(
+        self, storage: Storage, value: str
+    ) -> None:
+        write = make_write(
+            value,
+            {value: value, "other": envelope(value)},
+            entries={IndexEntry(house("G")), IndexEntry(AGE, 3)},
+            unique={UniqueClaim("wand", value)},
+            new=True,
+        )
+        storage.save_record(write)
+        storage.save_record(write)
+        assert storage.query_ids(PEOPLE, AllIds()) == [value]
+        assert storage.count_records(PEOPLE) == 1
+        assert fields_of(storage.load_record(PEOPLE, value)) == {
+            value: value,
+            "other": envelope(value),
+        }
+        assert storage.query_ids(PEOPLE, Members(house("G"))) == [value]
+        assert storage.read_index_entries(PEOPLE, [value]) == [(write.entries, write.unique)]
+
+    def test_a_create_only_retry_does_not_write_again(self, storage: Storage) -> None:
+        write = harry(new=True)
+        storage.save_record(write)
+        storage.append_to_stream(PEOPLE, "harry", "diary", b"+")
+        storage.save_record(write)
+        loaded = storage.load_record(PEOPLE, "harry", ("diary",))
+        assert loaded is not None and loaded.streams["diary"] == b"old+"
+
+    # -- conditional saves -------------------------------------------------------------
+
+    def test_a_conditional_save_of_the_expected_fields_is_written(self, storage: Storage) -> None:
+        storage.save_record(harry())
+        storage.save_record(harry_with_elder(expected=HARRY_FIELDS))
+        loaded = storage.load_record(PEOPLE, "harry", ("diary",))
+        assert fields_of(loaded) == {"name": envelope("Harry"), "wand": envelope("elder")}
+        assert loaded is not None and loaded.streams["diary"] == b"new"
+        assert storage.query_ids(PEOPLE, Members(wand("elder"))) == ["harry"]
+        assert storage.query_ids(PEOPLE, Members(wand("holly"))) == []
+        assert storage.read_index_entries(PEOPLE, ["harry"]) == [
+            (harry_with_elder().entries, frozenset({ELDER}))
+        ]
+        storage.save_record(make_write("ron", unique={HOLLY}))  # released
+
+    def test_streams_are_not_part_of_the_expected_fields(self, storage: Storage) -> None:
+        storage.save_record(harry())
+        storage.append_to_stream(PEOPLE, "harry", "diary", b"+")
+        storage.save_record(harry_with_elder(streams={}, expected=HARRY_FIELDS))
+        loaded = storage.load_record(PEOPLE, "harry", ("diary",))
+        assert fields_of(loaded)["wand"] == envelope("elder")
+        assert loaded is not None and loaded.streams["diary"] == b"old+"
+
+    def test_expected_fields_as_loaded_match_even_when_not_utf8(self, storage: Storage) -> None:
+        storage.save_record(harry(fields={**HARRY_FIELDS, "raw": AWKWARD_BYTES[1]}))
+        loaded = storage.load_record(PEOPLE, "harry")
+        assert loaded is not None
+        storage.save_record(harry_with_elder(expected=loaded.fields))
+        loaded = storage.load_record(PEOPLE, "harry")
+        assert loaded is not None and text(loaded.fields["wand"]) == envelope("elder")
+
+    def test_an_expected_text_matches_the_same_text_given_as_bytes(self, storage: Storage) -> None:
+        stored = {"name": envelope(AWKWARD_IDS[3]), "wand": envelope("holly")}
+        storage.save_record(harry(fields=stored))
+        expected = {name: value.encode("utf-8") for name, value in stored.items()}
+        storage.save_record(harry_with_elder(expected=expected))
+        assert fields_of(storage.load_record(PEOPLE, "harry"))["wand"] == envelope("elder")
+
+    @pytest.mark.parametrize("expected", NEAR_MISSES.values(), ids=list(NEAR_MISSES))
+    def test_a_conditional_save_of_a_changed_record_is_refused_and_writes_nothing(
+        self, storage: Storage, expected: Mapping[str, str]
+    ) -> None:
+        storage.save_record(harry())
+        before = stored_state(storage)
+        with pytest.raises(ConflictError) as info:
+            storage.save_record(harry_with_elder(expected=expected))
+        assert info.value.key == storage.record_key(PEOPLE, "harry")
+        assert stored_state(storage) == before
+        assert storage.query_ids(PEOPLE, Members(wand("holly"))) == ["harry"]
+        assert storage.query_ids(PEOPLE, Members(wand("elder"))) == []
+        assert storage.query_ids(PEOPLE, ScoreRange(LENGTH, 15, 15)) == []
+        with pytest.raises(UniqueViolation):  # Harry still holds his claim
+            storage.save_record(make_write("ron", unique={HOLLY}))
+        storage.save_record(make_write("ron", unique={ELDER}))  # the refused one was not taken
+
+    def test_a_conditional_save_of_a_deleted_record_is_refused_and_writes_nothing(
+        self, storage: Storage
+    ) -> None:
+        storage.save_record(harry())
+        storage.delete_record(PEOPLE, "harry", ("diary",))
+        with pytest.raises(ConflictError) as info:
+            storage.save_record(harry_with_elder(expected=HARRY_FIELDS))
+        assert info.value.key == storage.record_key(PEOPLE, "harry")
+        assert stored_state(storage) == (None, [None])
+        assert storage.query_ids(PEOPLE, AllIds()) == []
+        assert storage.query_ids(PEOPLE, Members(wand("elder"))) == []
+        assert storage.delete_record(PEOPLE, "harry", ("diary",)) == 0  # no stream either
+        storage.save_record(make_write("ron", unique={ELDER}))
+
+    # -- swapping one field ------------------------------------------------------------
+
+    @pytest.mark.parametrize("record_id", AWKWARD_IDS)
+    def test_swap_field_changes_the_field_its_entries_and_claims(
+        self, storage: Storage, record_id: str
+    ) -> None:
+        storage.save_record(harry(record_id))
+        assert storage.swap_field(oak_swap(record_id)) is None
+        loaded = storage.load_record(PEOPLE, record_id, ("diary",))
+        assert fields_of(loaded) == {"name": envelope("Harry"), "wand": envelope("oak")}
+        assert loaded is not None and loaded.streams["diary"] == b"old"
+        assert storage.query_ids(PEOPLE, Members(wand("oak"))) == [record_id]
+        assert storage.query_ids(PEOPLE, Members(wand("holly"))) == []
+        assert storage.query_ids(PEOPLE, ScoreRange(LENGTH, 12.5, 12.5)) == [record_id]
+        assert storage.query_ids(PEOPLE, ScoreRange(LENGTH, 11, 11)) == []
+        assert storage.read_index_entries(PEOPLE, [record_id]) == [
+            (
+                frozenset({IndexEntry(wand("oak")), IndexEntry(LENGTH, 12.5)}),
+                frozenset({OAK}),
+            )
+        ]
+        with pytest.raises(UniqueViolation) as info:
+            storage.save_record(make_write("other", unique={OAK}))
+        assert info.value.other_id == record_id
+        storage.save_record(make_write("other", unique={HOLLY}))  # released
+
+    @pytest.mark.parametrize("value", AWKWARD_TEXTS)
+    def test_swap_field_of_a_field_holding_another_text_returns_it_and_writes_nothing(
+        self, storage: Storage, value: str
+    ) -> None:
+        storage.save_record(harry(fields={"name": envelope("Harry"), "wand": value}))
+        before = stored_state(storage)
+        current = storage.swap_field(oak_swap())
+        assert current is not None and text(current) == value
+        assert stored_state(storage) == before
+        assert storage.query_ids(PEOPLE, Members(wand("oak"))) == []
+        storage.save_record(make_write("ron", unique={OAK}))  # not taken
+
+    def test_swap_field_of_a_missing_record_raises_does_not_exist(self, storage: Storage) -> None:
+        with pytest.raises(DoesNotExist):
+            storage.swap_field(oak_swap("nobody"))
+        storage.save_record(harry())
+        storage.delete_record(PEOPLE, "harry", ("diary",))
+        with pytest.raises(DoesNotExist):
+            storage.swap_field(oak_swap())
+        assert stored_state(storage) == (None, [None])
+        assert stored_state(storage, "nobody") == (None, [None])
+        assert storage.query_ids(PEOPLE, AllIds()) == []
+        assert storage.query_ids(PEOPLE, Members(wand("oak"))) == []
+        storage.save_record(make_write("ron", unique={OAK}))  # not taken
+
+    def test_swap_field_to_a_claim_held_by_another_record_is_refused_and_writes_nothing(
+        self, storage: Storage
+    ) -> None:
+        storage.save_record(make_write("ron", unique={OAK}))
+        storage.save_record(harry())
+        before = stored_state(storage)
+        with pytest.raises(UniqueViolation) as info:
+            storage.swap_field(oak_swap())
+        assert info.value.claim == OAK and info.value.other_id == "ron"
+        assert stored_state(storage) == before
+        assert storage.query_ids(PEOPLE, Members(wand("oak"))) == []
+        assert storage.query_ids(PEOPLE, Members(wand("holly"))) == ["harry"]
+        with pytest.raises(UniqueViolation) as info:  # Harry still holds his claim
+            storage.save_record(make_write("ginny", unique={HOLLY}))
+        assert info.value.other_id == "harry"
+
+    # -- record keys -------------------------------------------------------------------
+
+    def test_record_and_stream_keys_tell_records_and_fields_apart(self, storage: Storage) -> None:
+        records = {storage.record_key(c, i) for c in COLLECTIONS for i in ("a", "b")}
+        streams = {
+            storage.stream_key(c, i, f)
+            for c in COLLECTIONS
+            for i in ("a", "b")
+            for f in ("diary", "notes")
+        }
+        assert all(isinstance(key, str) and key for key in records | streams)
+        assert len(records) == 2 * len(COLLECTIONS)
+        assert len(streams) == 4 * len(COLLECTIONS)
+        assert not records & streams
 
     # -- capabilities ------------------------------------------------------------------
 
