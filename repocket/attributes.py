@@ -88,6 +88,9 @@ class Attribute:
     default_indexes: ClassVar[frozenset[str]] = frozenset({"eq"})
     #: index kinds this type can have at all.
     supported_indexes: ClassVar[frozenset[str]] = frozenset({"eq"})
+    #: the JSON type of stored values that ``from_json`` returns unchanged
+    #: (the loader then skips calling it); ``None`` when there is none.
+    json_type: ClassVar[type | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -281,6 +284,7 @@ class Unicode(Attribute):
 
     __base_type__ = str
     supported_indexes = frozenset({"eq", "prefix"})
+    json_type = str
 
     @classmethod
     def cast(cls, value: Any) -> str:
@@ -313,6 +317,13 @@ class Unicode(Attribute):
                 # stores these (non-UTF-8) bytes in base64
                 return value.encode("utf-8", "surrogatepass")
         return value
+
+    def index_term(self, value: Any) -> str | None:
+        # the JSON text of the string, as the generic rule gives it, without
+        # building the envelope (base64-stored strings take the generic rule)
+        if type(value) is str and value.isascii():
+            return _encode_text(value)
+        return super().index_term(value)
 
     @classmethod
     def from_json(cls, value: Any) -> str:
@@ -379,6 +390,7 @@ class ByteStream(Bytes):
 
 
 _MAX_FLOAT = 1.7976931348623157e308
+_encode_text = _json.encoder.encode_basestring_ascii
 
 
 def _number_term(value: decimal.Decimal) -> str | None:
@@ -425,7 +437,12 @@ class Integer(Attribute):
     """
 
     __base_type__ = int
-    default_indexes = supported_indexes = frozenset({"eq", "range"})
+    json_type = int
+    # the range index answers equality too (a one-score range, confirmed on
+    # loading where a score is inexact): one sorted set per field, instead of
+    # a set per distinct value as well
+    default_indexes = frozenset({"range"})
+    supported_indexes = frozenset({"eq", "range"})
 
     @classmethod
     def cast(cls, value: Any) -> int:
@@ -458,10 +475,23 @@ class Integer(Attribute):
         return cls.cast(value)
 
     def index_term(self, value: Any) -> str | None:
+        if type(value) is int:  # _number_term's text, without a Decimal
+            digits = str(abs(value))
+            significant = digits.rstrip("0") or "0"
+            if significant == "0":
+                return "0"
+            sign = "-" if value < 0 else ""
+            return f"{sign}{significant}E{len(digits) - len(significant)}"
         return _number_term(decimal.Decimal(value))
 
     def sort_score(self, value: Any) -> tuple[str, float, bool] | None:
+        if type(value) is int and -_EXACT_INT <= value <= _EXACT_INT:
+            return ("", float(value), True)  # every such int is a float exactly
         return _number_score(value)
+
+
+#: integers up to this magnitude are exactly representable as floats
+_EXACT_INT = 2**53
 
 
 def _storable_int(value: int) -> int:
@@ -494,7 +524,12 @@ class Float(Attribute):
     """
 
     __base_type__ = float
-    default_indexes = supported_indexes = frozenset({"eq", "range"})
+    json_type = float
+    # the range index answers equality too (a one-score range, confirmed on
+    # loading where a score is inexact): one sorted set per field, instead of
+    # a set per distinct value as well
+    default_indexes = frozenset({"range"})
+    supported_indexes = frozenset({"eq", "range"})
 
     @classmethod
     def cast(cls, value: Any) -> float:
@@ -544,7 +579,11 @@ class Decimal(Attribute):
     """
 
     __base_type__ = decimal.Decimal
-    default_indexes = supported_indexes = frozenset({"eq", "range"})
+    # the range index answers equality too (a one-score range, confirmed on
+    # loading where a score is inexact): one sorted set per field, instead of
+    # a set per distinct value as well
+    default_indexes = frozenset({"range"})
+    supported_indexes = frozenset({"eq", "range"})
 
     @classmethod
     def cast(cls, value: Any) -> decimal.Decimal:
@@ -587,7 +626,11 @@ class DateTime(Attribute):
     """
 
     __base_type__ = _dt.datetime
-    default_indexes = supported_indexes = frozenset({"eq", "range"})
+    # the range index answers equality too (a one-score range, confirmed on
+    # loading where a score is inexact): one sorted set per field, instead of
+    # a set per distinct value as well
+    default_indexes = frozenset({"range"})
+    supported_indexes = frozenset({"eq", "range"})
 
     def __init__(self, auto_now: bool = False, null: bool = False, **kwargs: Any) -> None:
         super().__init__(null=null, **kwargs)

@@ -33,10 +33,18 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 from . import errors
 from .attributes import Attribute, AutoUUID, PendingPointer, Pointer
 from .connections import configure
-from .indexes import entries_for, inexact_name, range_name
+from .indexes import entries_for, range_name
 from .keys import parse_record_key
-from .query import Compiled, Lookup, _is_nan, compile_lookups, lookup_matches, parse_lookups
-from .storage import LoadRequest, Members, Order, Plan, Storage, Union
+from .query import (
+    Compiled,
+    Lookup,
+    _is_nan,
+    compile_lookups,
+    inexact_guard,
+    lookup_matches,
+    parse_lookups,
+)
+from .storage import LoadRequest, Order, Plan, Storage
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .model import ActiveRecord
@@ -339,24 +347,33 @@ class ResultSet(Generic[M]):
     # -- running -------------------------------------------------------------------
 
     def count(self) -> int:
-        """How many records match; loads none when the lookups are indexed."""
+        """How many records match; loads none when the lookups are indexed
+        (one round trip, the exactness check included)."""
         if self._cache is not None:
             return len(self._cache)
         storage = configure.storage()
         compiled = self._compile()
-        if self._exact(storage, compiled):
-            return storage.count_ids(self.model._collection, compiled.plan)
-        return sum(1 for _ in self._verified(storage, compiled.loose, None))
+        if compiled.exact and self._pk_ids() is None:
+            collection = self.model._collection
+            guard = compiled.guard
+            if guard is None:
+                return storage.count_ids(collection, compiled.plan)
+            counted = storage.count_ids_unless(collection, guard, compiled.plan)
+            if counted is not None:
+                return counted
+        return sum(1 for _ in self._unordered(storage))
 
     def exists(self) -> bool:
-        """Whether any record matches."""
+        """Whether any record matches (one round trip when the lookups are indexed)."""
         if self._cache is not None:
             return bool(self._cache)
         storage = configure.storage()
         compiled = self._compile()
-        if self._exact(storage, compiled):
-            return bool(storage.query_ids(self.model._collection, compiled.plan, limit=1))
-        return next(iter(self._verified(storage, compiled.loose, None)), None) is not None
+        if compiled.exact and self._pk_ids() is None:
+            found = self._page_ids(storage, compiled, None, 0, 1)
+            if found is not None:
+                return bool(found)
+        return next(iter(self._unordered(storage)), None) is not None
 
     def first(self) -> M | None:
         """The first record in the result's order, or ``None``."""
@@ -377,13 +394,36 @@ class ResultSet(Generic[M]):
         holds one batch at a time; other orderings sort every match in memory.
         """
         storage = configure.storage()
-        compiled = self._compile()
-        order = self._server_order(storage)
-        if order is not None or not self._ordering:
-            yield from self._verified(storage, compiled.loose, order, batch_size)
+        if self._pk_ids() is None:
+            order = self._server_order(storage)
+            if order is not None or not self._ordering:
+                yield from self._verified(storage, self._compile().candidates, order, batch_size)
+                return
+        yield from self._sorted(list(self._unordered(storage, batch_size)))
+
+    def _unordered(self, storage: Storage, batch_size: int | None = None) -> Iterator[M]:
+        """The matches, in no particular order."""
+        ids = self._pk_ids()
+        if ids is not None:
+            # lookups on the primary key name the records: load just those
+            for batch in _batched(ids, batch_size or self.batch_size):
+                yield from self._load_verified(batch)
             return
-        records = list(self._verified(storage, compiled.loose, None, batch_size))
-        yield from self._sorted(records)
+        yield from self._verified(storage, self._compile().candidates, None, batch_size)
+
+    def _pk_ids(self) -> list[str] | None:
+        """The ids that ``id=`` / ``id__in=`` lookups allow, or ``None`` when
+        no such lookup narrows the query.  Ids are never index terms: the
+        records are read by key instead."""
+        allowed: list[str] | None = None
+        pk = self.model._meta.primary_key
+        for lookup in self._lookups:
+            if lookup.field != pk or lookup.op not in ("eq", "in"):
+                continue
+            values = lookup.value if lookup.op == "in" else (lookup.value,)
+            ids = [str(value) for value in values if value is not None]
+            allowed = ids if allowed is None else [i for i in allowed if i in ids]
+        return None if allowed is None else list(dict.fromkeys(sorted(allowed)))
 
     def __iter__(self) -> Iterator[M]:
         return self._iterate()
@@ -445,15 +485,8 @@ class ResultSet(Generic[M]):
     def _clean(self, storage: Storage, fields: Iterable[str]) -> bool:
         """Whether no record holds a value the range index of ``fields`` stores
         inexactly; one round trip for all the fields (none without fields)."""
-        parts = tuple(Members(inexact_name(name)) for name in sorted(set(fields)))
-        if not parts:
-            return True
-        plan = parts[0] if len(parts) == 1 else Union(parts)
-        return storage.count_ids(self.model._collection, plan) == 0
-
-    def _exact(self, storage: Storage, compiled: Compiled) -> bool:
-        """Whether the plan's ids are exactly the matches right now."""
-        return compiled.exact and self._clean(storage, compiled.inexact_fields)
+        guard = inexact_guard(fields)
+        return guard is None or storage.count_ids(self.model._collection, guard) == 0
 
     def _order_field(self) -> str | None:
         """The field the storage can order by: the only sort field, range-indexed."""
@@ -472,26 +505,36 @@ class ResultSet(Generic[M]):
             return None
         return self._order(name)
 
+    def _page_ids(
+        self,
+        storage: Storage,
+        compiled: Compiled,
+        order_field: str | None,
+        start: int,
+        limit: int | None,
+    ) -> list[str] | None:
+        """One page of the exact plan's ids, in one round trip with the check
+        that makes it exact; ``None`` when an inexact score makes it inexact."""
+        collection = self.model._collection
+        order = self._order(order_field) if order_field else None
+        guard = inexact_guard([*compiled.inexact_fields, *([order_field] if order_field else [])])
+        if guard is None:
+            return storage.query_ids(collection, compiled.plan, order, start, limit)
+        return storage.query_ids_unless(collection, guard, compiled.plan, order, start, limit)
+
     def _window(self, window: slice) -> list[M]:
         start, stop, step = window.start or 0, window.stop, window.step or 1
         if start < 0 or (stop is not None and stop < 0) or step != 1:
             return list(self.iterator())[window]
         if stop is not None and stop <= start:
             return []
-        storage = configure.storage()
         compiled = self._compile()
         name = self._order_field()
-        if compiled.exact and (name is not None or not self._ordering):
-            # one exactness check for the lookups' fields and the sort field
-            checked = [*compiled.inexact_fields, *([name] if name else [])]
-            exact = self._clean(storage, checked)
-        else:
-            exact = False
-        if exact:
-            order = self._order(name) if name else None
+        if compiled.exact and (name is not None or not self._ordering) and self._pk_ids() is None:
             limit = None if stop is None else stop - start
-            ids = storage.query_ids(self.model._collection, compiled.plan, order, start, limit)
-            return self._load_verified(ids)
+            ids = self._page_ids(configure.storage(), compiled, name, start, limit)
+            if ids is not None:
+                return self._load_verified(ids)
         return list(itertools.islice(self.iterator(), start, stop))
 
     def _verified(

@@ -41,6 +41,7 @@ from .indexes import (
     PREFIX_LENGTH,
     class_name,
     eq_name,
+    inexact_name,
     prefix_name,
     range_name,
     term_for,
@@ -57,6 +58,7 @@ __all__ = [
     "lookup_matches",
     "Compiled",
     "compile_lookups",
+    "inexact_guard",
 ]
 
 RANGE_OPS = frozenset({"gt", "gte", "lt", "lte"})
@@ -90,6 +92,33 @@ class Compiled:
     loose: Plan
     exact: bool
     inexact_fields: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def guard(self) -> Plan | None:
+        """The records whose inexact scores could make ``plan`` inexact:
+        ``plan`` is exact while this denotes nothing (``None``: nothing to
+        check)."""
+        return inexact_guard(self.inexact_fields)
+
+    @property
+    def candidates(self) -> Plan:
+        """A superset of the matches that is exactly them whenever
+        :attr:`guard` is empty, needing no check first: ``plan`` plus the
+        records of ``loose`` whose scores are inexact (confirmed on loading)."""
+        if not self.exact:
+            return self.loose
+        guard = self.guard
+        if guard is None:
+            return self.plan
+        return Union((self.plan, Intersection((self.loose, guard))))
+
+
+def inexact_guard(fields: Iterable[str]) -> Plan | None:
+    """The records holding an inexact score in any of ``fields``."""
+    parts = tuple(Members(inexact_name(name)) for name in sorted(set(fields)))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else Union(parts)
 
 
 def parse_lookups(model: type[ActiveRecord], kwargs: Mapping[str, Any]) -> tuple[Lookup, ...]:
@@ -318,6 +347,8 @@ def _compile_one(
     name, op, value = lookup.field, lookup.op, lookup.value
     if op in ("eq", "ne", "in"):
         if "eq" not in attribute.indexes:
+            if "range" in attribute.indexes:
+                return _equal_by_range(attribute, name, op, value, loose)
             return AllIds(), False, None
         values = value if op == "in" else (value,)
         members = [_eq_plan(attribute, name, item) for item in values]
@@ -351,6 +382,39 @@ def _compile_one(
     if tag:
         plan = Intersection((plan, Members(class_name(name, tag))))
     return plan, bound_exact, name
+
+
+def _equal_by_range(
+    attribute: Attribute, name: str, op: str, value: Any, loose: bool
+) -> tuple[Plan, bool, str | None]:
+    """``eq`` / ``in`` / ``ne`` answered by a range index: the ids whose
+    score is the value's.  Exact where the value's score is exact and no
+    record holds an inexact score (checked as for range lookups)."""
+    index = range_name(name)
+    plans: list[Plan] = []
+    exact = True
+    for item in value if op == "in" else (value,):
+        if item is None:
+            # None shares -inf with NaN, which equals nothing: confirm on loading
+            plans.append(ScoreRange(index, -math.inf, -math.inf))
+            exact = False
+            continue
+        placed = attribute.sort_score(item)
+        if placed is None or _is_nan(item):
+            continue  # equal to nothing
+        tag, score, item_exact = placed
+        plan: Plan = ScoreRange(index, score, score)
+        if tag:
+            plan = Intersection((plan, Members(class_name(name, tag))))
+        plans.append(plan)
+        exact = exact and item_exact
+    found: Plan = _NOTHING if not plans else plans[0] if len(plans) == 1 else Union(tuple(plans))
+    if op != "ne":
+        return found, exact, name
+    if loose or not exact:
+        # subtracting a superset could drop records that do match
+        return AllIds(), False, None
+    return Difference(AllIds(), found), True, name
 
 
 def _eq_plan(attribute: Attribute, name: str, value: Any) -> Plan:

@@ -39,7 +39,9 @@ __all__ = [
     "dumps",
     "loads",
     "decode_envelope",
-    "scan_envelope",
+    "scan_json",
+    "envelope_affixes",
+    "NOT_JSON",
     "BASE64",
 ]
 
@@ -88,31 +90,64 @@ def dumps(attribute: Attribute, value: Any) -> str:
     is stored in base64 (see that class), so any Python string is stored and
     read back exactly.
     """
-    return _ENCODER.encode(envelope(attribute, value))
+    json_value = None if value is None else attribute.to_json(value)
+    kind = type(json_value)
+    # The common JSON-safe values are written around the class's fixed
+    # envelope text, exactly as the JSON encoder writes them; anything else
+    # (bytes, containers, subclasses) takes the encoder's path.
+    if kind is str:
+        body = _encode_text(json_value)
+    elif kind is int:
+        body = int.__repr__(json_value)
+    elif json_value is None:
+        body = "null"
+    elif kind is float and json_value - json_value == 0.0:  # finite
+        body = float.__repr__(json_value)
+    else:
+        return _ENCODER.encode(envelope(attribute, value))
+    head, tail = _affixes(type(attribute))
+    return head + body + tail
+
+
+_encode_text = json.encoder.encode_basestring_ascii  # the encoder's own (C) function
+_AFFIXES: dict[type, tuple[str, str]] = {}
+
+
+def _affixes(cls: type[Attribute]) -> tuple[str, str]:
+    """The envelope text of ``cls`` before and after its value."""
+    found = _AFFIXES.get(cls)
+    if found is None:
+        head, _, tail = _ENCODER.encode(
+            {"type": cls.__name__, "value": 0, "module": cls.__module__}
+        ).partition(": 0, ")
+        found = _AFFIXES[cls] = (head + ": ", ", " + tail)
+    return found
 
 
 # The C scanner behind json.loads, called directly: one call per stored text,
 # without json.loads's per-call checks.
 _SCAN = json.JSONDecoder().scan_once
+#: what :func:`scan_json` returns for text that is not one JSON value
+NOT_JSON: Any = object()
 
 
-def scan_envelope(text: str | bytes) -> dict[str, Any] | None:
-    """Parse stored text that is expected to be an envelope, fast.
-
-    :returns: the JSON object, or ``None`` for anything else (text that is
-        not UTF-8 or not one JSON object, surrounding whitespace included):
-        the caller then decodes it with :func:`loads`, which says what is
-        wrong with it.
-    """
+def scan_json(text: bytes) -> Any:
+    """The JSON value ``text`` holds, fast; :data:`NOT_JSON` when it is not
+    exactly one JSON value in UTF-8 (surrounding whitespace included): the
+    caller then decodes it with :func:`loads`, which says what is wrong."""
     try:
-        if isinstance(text, bytes):
-            text = text.decode("utf-8")
-        data, end = _SCAN(text, 0)
+        decoded = text.decode("utf-8")
+        value, end = _SCAN(decoded, 0)
     except (StopIteration, ValueError, RecursionError):  # UnicodeDecodeError too
-        return None
-    if end != len(text) or type(data) is not dict:
-        return None
-    return data
+        return NOT_JSON
+    return value if end == len(decoded) else NOT_JSON
+
+
+def envelope_affixes(cls: type[Attribute]) -> tuple[bytes, bytes]:
+    """The envelope text of attribute class ``cls`` before and after the
+    value, as :func:`dumps` writes it (UTF-8 bytes, as storage returns it)."""
+    head, tail = _affixes(cls)
+    return head.encode("utf-8"), tail.encode("utf-8")
 
 
 def decode_envelope(

@@ -432,6 +432,31 @@ class Storage(abc.ABC):
                 return
             offset += len(page)
 
+    def query_ids_unless(
+        self,
+        collection: Collection,
+        guard: Plan,
+        plan: Plan,
+        order: Order | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[str] | None:
+        """:meth:`query_ids`, unless ``guard`` denotes any id: then ``None``.
+
+        The query layer guards exact plans this way (with the records whose
+        index scores are inexact).  The default makes two calls; the redis
+        backend answers in one round trip.
+        """
+        if self.count_ids(collection, guard):
+            return None
+        return self.query_ids(collection, plan, order, offset, limit)
+
+    def count_ids_unless(self, collection: Collection, guard: Plan, plan: Plan) -> int | None:
+        """:meth:`count_ids`, unless ``guard`` denotes any id: then ``None``."""
+        if self.count_ids(collection, guard):
+            return None
+        return self.count_ids(collection, plan)
+
     def iter_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
         """Yield the id of every record of a collection, each once, in batches."""
         return self.iter_query_ids(collection, AllIds(), None, batch_size)

@@ -437,6 +437,64 @@ class RedisStorage(Storage):
         merged = _merge_scored([_scored(replies[at]) for at in marks], order)
         return [record_id for _, record_id in itertools.islice(merged, offset, stop)]
 
+    def query_ids_unless(
+        self,
+        collection: Collection,
+        guard: Plan,
+        plan: Plan,
+        order: Order | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[str] | None:
+        """The guard's count and the page, in one transaction (one round trip)."""
+        if limit == 0:
+            return [] if self.count_ids(collection, guard) == 0 else None
+        shards = self._shards(collection)
+        stop = None if limit is None else offset + limit
+        with self._errors(f"query {collection.label}"):
+            pipe = self._client.pipeline(transaction=True)
+            counts = [self._queue_count(pipe, shard, guard) for shard in shards]
+            if len(shards) == 1:
+                marks = [self._queue_page(pipe, shards[0], plan, order, offset, stop)]
+            else:
+                marks = [
+                    self._queue_page(pipe, shard, plan, order, 0, stop, withscores=True)
+                    for shard in shards
+                ]
+            replies = pipe.execute()
+        if any(int(replies[at]) for at in counts):
+            return None
+        if len(shards) == 1:
+            return [_text(member) for member in replies[marks[0]]]
+        merged = _merge_scored([_scored(replies[at]) for at in marks], order)
+        return [record_id for _, record_id in itertools.islice(merged, offset, stop)]
+
+    def count_ids_unless(self, collection: Collection, guard: Plan, plan: Plan) -> int | None:
+        """The guard's count and the plan's, in one transaction (one round trip)."""
+        with self._errors(f"count {collection.label}"):
+            pipe = self._client.pipeline(transaction=True)
+            guards = [self._queue_count(pipe, shard, guard) for shard in self._shards(collection)]
+            counts = [self._queue_count(pipe, shard, plan) for shard in self._shards(collection)]
+            replies = pipe.execute()
+        if any(int(replies[at]) for at in guards):
+            return None
+        return sum(int(replies[at]) for at in counts)
+
+    def _queue_count(self, pipe: Any, shard: Shard, plan: Plan) -> int:
+        """Queue the count of a plan on one shard; return where its reply is."""
+        if isinstance(plan, AllIds):
+            pipe.zcard(shard.ids_key)
+            return len(pipe.command_stack) - 1
+        if isinstance(plan, Members):
+            pipe.scard(shard.index_key(plan.name))
+            return len(pipe.command_stack) - 1
+        temps: list[str] = []
+        pipe.zcard(self._evaluate(pipe, shard, plan, temps))
+        at = len(pipe.command_stack) - 1
+        if temps:
+            pipe.unlink(*temps)
+        return at
+
     def _query_shard(
         self, shard: Shard, plan: Plan, order: Order | None, offset: int, limit: int | None
     ) -> list[str]:
@@ -515,19 +573,9 @@ class RedisStorage(Storage):
             if len(shards) == 1 and isinstance(plan, Members):
                 return int(self._client.scard(shards[0].index_key(plan.name)))
             pipe = self._client.pipeline(transaction=True)
-            marks: list[int] = []
-            for shard in shards:
-                temps: list[str] = []
-                if isinstance(plan, Members):
-                    pipe.scard(shard.index_key(plan.name))
-                else:
-                    result = self._evaluate(pipe, shard, plan, temps)
-                    pipe.zcard(result)
-                marks.append(len(pipe.command_stack) - 1)
-                if temps:
-                    pipe.unlink(*temps)
+            marks = [self._queue_count(pipe, shard, plan) for shard in shards]
             replies = pipe.execute()
-        return sum(int(replies[i]) for i in marks)
+        return sum(int(replies[at]) for at in marks)
 
     def iter_query_ids(
         self, collection: Collection, plan: Plan, order: Order | None = None, batch_size: int = 500
@@ -567,7 +615,7 @@ class RedisStorage(Storage):
                 if temps:
                     pipe.unlink(*temps)
                 marks.append(len(pipe.command_stack))
-                self._queue_take(pipe, snapshot, batch_size, reverse)
+                self._queue_take(pipe, snapshot, batch_size, reverse, len(shards) > 1)
             replies = pipe.execute()
         firsts = [(int(replies[at]), replies[at + 1]) for at in marks]
         if len(shards) == 1:
@@ -855,7 +903,20 @@ def _glob_escape(text: str) -> str:
 
 
 def _text_keys(fields: dict[bytes, Any]) -> dict[str, Any]:
-    return {_text(name): value for name, value in fields.items()}
+    """A hash reply with its field names as text.  Names repeat from record
+    to record, so each is decoded once (a bounded cache: stored data may
+    hold any number of distinct names)."""
+    try:
+        return {_NAMES[name]: value for name, value in fields.items()}
+    except KeyError:
+        if len(_NAMES) > 10_000:
+            _NAMES.clear()
+        for name in fields:
+            _NAMES[name] = name.decode("utf-8")
+        return {_NAMES[name]: value for name, value in fields.items()}
+
+
+_NAMES: dict[bytes, str] = {}
 
 
 def _bytes(value: str | bytes) -> bytes:
