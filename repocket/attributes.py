@@ -694,7 +694,7 @@ _SUBSECOND_OFFSET = re.compile(r"([+-])00:00:00\.(\d{1,6})\Z")
 def _parse_iso_datetime(text: str) -> _dt.datetime:
     """``datetime.fromisoformat``, keeping offsets of less than one second."""
     value = _dt.datetime.fromisoformat(text)
-    match = _SUBSECOND_OFFSET.search(text)
+    match = _SUBSECOND_OFFSET.search(text) if "00:00:00." in text else None
     if match and value.tzinfo is not None:
         micros = int(match.group(2).ljust(6, "0")) * (-1 if match.group(1) == "-" else 1)
         value = value.replace(tzinfo=_dt.timezone(_dt.timedelta(microseconds=micros)))
@@ -722,7 +722,7 @@ class UUID(Attribute):
     def from_json(cls, value: Any) -> _uuid.UUID:
         if not isinstance(value, str):
             raise TypeError(f"expected UUID text, got {type(value).__name__}")
-        return _uuid.UUID(value)
+        return _uuid_from_text(value)
 
 
 class AutoUUID(UUID):
@@ -912,6 +912,24 @@ class PendingPointer:
 
     def __repr__(self) -> str:
         return f"<PendingPointer {self.key}>"
+
+
+def _uuid_from_text(text: str) -> _uuid.UUID:
+    """``uuid.UUID(text)`` for the canonical 36-character form, built without
+    ``UUID.__init__``'s general parsing (records are loaded by the thousand);
+    the same digits are accepted, as ``UUID()`` reads them with ``int(, 16)``."""
+    if len(text) == 36 and text[8] == text[13] == text[18] == text[23] == "-":
+        digits = text.replace("-", "")
+        if len(digits) == 32:
+            value = _new_uuid(_uuid.UUID)
+            _set_slot(value, "int", int(digits, 16))
+            _set_slot(value, "is_safe", _uuid.SafeUUID.unknown)
+            return value
+    return _uuid.UUID(text)
+
+
+_new_uuid = object.__new__
+_set_slot = object.__setattr__
 
 
 def uuid7() -> _uuid.UUID:

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import BackendLoadError, UnknownBackendError
@@ -166,8 +166,12 @@ class FieldSwap:
     claim: frozenset[UniqueClaim] = frozenset()
 
 
-@dataclass(frozen=True)
-class LoadRequest:
+# LoadRequest and StoredRecord are named tuples rather than frozen
+# dataclasses: one of each is made per record loaded, and a tuple is built
+# several times faster.
+
+
+class LoadRequest(NamedTuple):
     """One record to load: its collection, id, and the stream fields to fetch."""
 
     collection: Collection
@@ -175,8 +179,7 @@ class LoadRequest:
     streams: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class StoredRecord:
+class StoredRecord(NamedTuple):
     """A record as storage returned it.
 
     :param fields: field name -> envelope text (bytes are accepted too).
