@@ -46,6 +46,8 @@ __all__ = [
     "Collection",
     "Shard",
     "shard_number",
+    "glob_escape",
+    "META_KINDS",
     "parse_record_key",
 ]
 
@@ -55,6 +57,15 @@ STREAM_INFIX = ":field:"
 
 # repocket:{module:Model:n}:<id>
 _SHARDED_KEY = re.compile(r"^repocket:\{([^:{}]+):([^:{}]+):(\d+)\}:(.+)$", re.S)
+
+
+#: the kinds of data kept about a collection, under ``repocket::<kind>:``
+META_KINDS = ("ids", "index", "terms", "unique", "tmp")
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with redis glob characters escaped, to be matched literally."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def shard_number(record_id: str, shards: int) -> int:
@@ -130,13 +141,21 @@ class Collection:
 
     @property
     def meta_patterns(self) -> tuple[str, ...]:
-        """Glob patterns matching every meta key of this collection (any layout)."""
-        return (
-            f"{META_PREFIX}*:{self.module}:{self.name}",
-            f"{META_PREFIX}*:{self.module}:{self.name}:*",
-            f"{META_PREFIX}*:{{{self.module}:{self.name}:*}}",
-            f"{META_PREFIX}*:{{{self.module}:{self.name}:*}}:*",
-        )
+        """Glob patterns matching every meta key of this collection (any
+        layout, 0.1.0's per-record keys included), and no other key.
+
+        Each pattern starts with a kind and this collection's module and name
+        in full (glob characters escaped), so that no key of another
+        collection -- whose names may hold any user value after that point --
+        can match.
+        """
+        module, name = glob_escape(self.module), glob_escape(self.name)
+        patterns = []
+        for kind in META_KINDS:
+            patterns.append(f"{META_PREFIX}{kind}:{module}:{name}")
+            patterns.append(f"{META_PREFIX}{kind}:{module}:{name}:*")
+            patterns.append(f"{META_PREFIX}{kind}:{{{module}:{name}:*")
+        return tuple(patterns)
 
     @property
     def record_patterns(self) -> tuple[str, ...]:

@@ -199,24 +199,55 @@ class Manager(Generic[M]):
         return self.model.create(**kwargs)
 
     def bulk_create(self, records: Iterable[M], batch_size: int | None = None) -> list[M]:
-        """Save many new records: one round trip per batch for records whose
-        ids are generated here and that claim no unique values (others are
-        saved one by one).  Every record is validated before anything is written.
+        """Save many records of this model: one round trip per batch of
+        ``batch_size`` (one pipeline of save scripts on redis), unique fields
+        included.  Every record is validated before anything is written.
+
+        Each record is saved atomically on its own, not the batch as a whole.
+        When a record is refused (a unique value held by another record, a
+        generated id taken), the error names the first refused record and
+        says how many records were written: those are marked saved and
+        listed in the error's ``written`` attribute (on redis, the other
+        records of the refused record's batch; on a backend that writes a
+        batch all or nothing, none of it), and later batches are not sent.
 
         :returns: the records, saved.
+        :raises ValidationError: a record is not a ``Model`` instance, or a
+            value cannot be stored (nothing is written).
+        :raises UniqueViolation, ConflictError: a record was refused.
         """
+        model = self.model
         records = list(records)
+        for position, record in enumerate(records):
+            if type(record) is not model:
+                raise errors.ValidationError(
+                    f"{model.__name__}.objects.bulk_create() saves {model.__name__} records; "
+                    f"item {position} is {_short(record)}; nothing was written",
+                    model=model.__name__,
+                    value=record,
+                )
         size = batch_size or ResultSet.batch_size
         prepared = [record._prepare_save() for record in records]
         storage = configure.storage()
+        written: list[M] = []
         for start in range(0, len(records), size):
+            batch = records[start : start + size]
             chunk = prepared[start : start + size]
             try:
                 storage.save_records([write for write, _ in chunk])
-            except errors.UniqueViolation as exc:
-                raise records[0]._unique_violation(exc, dict(chunk[0][1])) from exc
-            for record, (write, values) in zip(records[start : start + size], chunk, strict=True):
+            except (errors.UniqueViolation, errors.ConflictError) as exc:
+                applied = set(getattr(exc, "written", ()))
+                refused = None
+                for record, (write, values) in zip(batch, chunk, strict=True):
+                    if write.record_id in applied:
+                        record._saved(write, values)
+                        written.append(record)
+                    elif refused is None:
+                        refused = (record, write, values)
+                raise _bulk_error(exc, refused, written, len(records)) from exc
+            for record, (write, values) in zip(batch, chunk, strict=True):
                 record._saved(write, values)
+            written.extend(batch)
         return records
 
     # -- index maintenance ----------------------------------------------------------
@@ -710,6 +741,33 @@ def _sort_key(field: Attribute, name: str) -> Any:
         return (False, 0) if value is None else (True, value)
 
     return key
+
+
+def _bulk_error(
+    exc: errors.UniqueViolation | errors.ConflictError,
+    refused: tuple[M, Any, dict[str, Any]] | None,
+    written: list[M],
+    total: int,
+) -> errors.RepocketError:
+    """The error of a bulk_create that storage refused part of."""
+    outcome = (
+        f"bulk_create wrote {len(written)} of the {total} records: they are saved "
+        f"and listed in this error's 'written'; the others were not written"
+    )
+    error: errors.RepocketError
+    if isinstance(exc, errors.UniqueViolation) and refused is not None:
+        error = refused[0]._unique_violation(exc, refused[2], outcome)
+    elif isinstance(exc, errors.ConflictError):
+        error = errors.ConflictError(f"{exc}; {outcome}", key=exc.key)
+    else:
+        error = errors.UniqueViolation(f"{exc}; {outcome}", claim=exc.claim, other_id=exc.other_id)
+    error.written = written  # type: ignore[attr-defined]
+    return error
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "..."
 
 
 def _describe(kwargs: dict[str, Any]) -> str:

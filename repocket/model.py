@@ -404,14 +404,17 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         )
 
     def _unique_violation(
-        self, exc: errors.UniqueViolation, values: dict[str, Any]
+        self,
+        exc: errors.UniqueViolation,
+        values: dict[str, Any],
+        outcome: str = "nothing was written",
     ) -> errors.UniqueViolation:
         cls = type(self)
         name = exc.field or ""
         value = values.get(name)
         return errors.UniqueViolation(
             f"{cls.__name__}.{name} must be unique: {_repr(value)} is already held by "
-            f"{cls.__name__} {exc.other_id}; nothing was written",
+            f"{cls.__name__} {exc.other_id}; {outcome}",
             claim=exc.claim,
             other_id=exc.other_id,
             model=cls.__name__,

@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import urlsplit
 
-from .errors import BackendLoadError, UnknownBackendError
+from .errors import BackendLoadError, ConflictError, UniqueViolation, UnknownBackendError
 from .keys import Collection
 
 __all__ = [
@@ -408,10 +408,22 @@ class Storage(abc.ABC):
     def save_records(self, writes: Sequence[RecordWrite]) -> None:
         """Save several records; backends may do it in fewer round trips.
 
-        The default saves them one by one (each atomic, not all together).
+        Each write is atomic on its own, not all together.  When writes are
+        refused (:class:`~repocket.errors.UniqueViolation`,
+        :class:`~repocket.errors.ConflictError`), the first refusal is raised
+        with a ``written`` attribute listing the ids of this call's writes
+        that were applied (none, for a backend that applies a batch all or
+        nothing).  The default saves the writes one by one and stops at the
+        first refusal.
         """
+        written: list[str] = []
         for write in writes:
-            self.save_record(write)
+            try:
+                self.save_record(write)
+            except (UniqueViolation, ConflictError) as exc:
+                exc.written = written  # type: ignore[attr-defined]
+                raise
+            written.append(write.record_id)
 
     def load_record(
         self, collection: Collection, record_id: str, streams: Sequence[str] = ()

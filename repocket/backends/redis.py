@@ -58,7 +58,7 @@ from ..errors import (
     StorageError,
     UniqueViolation,
 )
-from ..keys import PREFIX, STREAM_INFIX, Collection, Shard
+from ..keys import PREFIX, STREAM_INFIX, Collection, Shard, glob_escape
 from ..storage import (
     AllIds,
     Difference,
@@ -217,15 +217,25 @@ class RedisStorage(Storage):
 
         Each save is atomic on its own; a refused one (claim held, id taken)
         raises after the batch, naming the first refused record, while the
-        others are written.
+        others are written: the error's ``written`` lists their ids.
         """
         if not writes:
             return
         calls = [self._save_call(write) for write in writes]
         with self._errors(f"save {len(writes)} records"):
             replies = self._pipelined(_SAVE, calls)
+        first: Exception | None = None
+        written: list[str] = []
         for write, (keys, _), reply in zip(writes, calls, replies, strict=True):
-            self._check_save_reply(write, keys[0], reply)
+            try:
+                self._check_save_reply(write, keys[0], reply)
+            except (UniqueViolation, ConflictError) as exc:
+                first = first or exc
+            else:
+                written.append(write.record_id)
+        if first is not None:
+            first.written = written  # type: ignore[attr-defined]
+            raise first
 
     def _pipelined(
         self, script: _Script, calls: Sequence[tuple[list[str], list[Any]]]
@@ -728,7 +738,7 @@ class RedisStorage(Storage):
     def iter_stored_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
         with self._errors(f"scan the records of {collection.label}"):
             for shard in self._shards(collection):
-                pattern = _glob_escape(shard.record_prefix) + "*"
+                pattern = glob_escape(shard.record_prefix) + "*"
                 for key in self._client.scan_iter(match=pattern, count=batch_size):
                     text = _text(key)
                     if STREAM_INFIX not in text:
@@ -895,11 +905,6 @@ def _bound(value: float, open_: bool) -> str:
     else:
         text = repr(float(value))
     return f"({text}" if open_ else text
-
-
-def _glob_escape(text: str) -> str:
-    """``text`` with redis glob characters escaped, to match it literally."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def _text_keys(fields: dict[bytes, Any]) -> dict[str, Any]:
