@@ -759,7 +759,10 @@ class RedisStorage(Storage):
         results: list[tuple[frozenset[IndexEntry], frozenset[UniqueClaim]] | None] = []
         for terms, listed in zip(raw[::2], raw[1::2], strict=True):
             if terms is not None:
-                results.append(_load_terms(_bytes(terms)))
+                # damaged remembered entries are reported as none: check()
+                # then finds the record's index data different from its values
+                loaded = _load_terms(_bytes(terms))
+                results.append(loaded if loaded is not None else (frozenset(), frozenset()))
             elif listed is not None:
                 # indexed with no entries: nothing is remembered for it
                 results.append((frozenset(), frozenset()))
@@ -884,16 +887,26 @@ def _dump_terms(entries: frozenset[IndexEntry], claims: frozenset[UniqueClaim]) 
     )
 
 
-def _load_terms(raw: bytes) -> tuple[frozenset[IndexEntry], frozenset[UniqueClaim]]:
-    data = json.loads(raw.decode("utf-8", "surrogatepass"))
-    # a script writes an empty Lua table as {}
-    flat = data[0] if data and not isinstance(data[0], dict) else []
-    claimed = data[1] if len(data) > 1 and not isinstance(data[1], dict) else []
-    entries = frozenset(
-        IndexEntry(flat[i], None if flat[i + 1] == "" else float(flat[i + 1]))
-        for i in range(0, len(flat), 2)
-    )
-    claims = frozenset(UniqueClaim(claimed[i], claimed[i + 1]) for i in range(0, len(claimed), 2))
+def _load_terms(raw: bytes) -> tuple[frozenset[IndexEntry], frozenset[UniqueClaim]] | None:
+    """Remembered entries and claims; ``None`` when the text is damaged."""
+    try:
+        data = json.loads(raw.decode("utf-8", "surrogatepass"))
+        # a script writes an empty Lua table as {}
+        flat = data[0] if data and not isinstance(data[0], dict) else []
+        claimed = data[1] if len(data) > 1 and not isinstance(data[1], dict) else []
+        entries = frozenset(
+            IndexEntry(flat[i], None if flat[i + 1] == "" else float(flat[i + 1]))
+            for i in range(0, len(flat), 2)
+        )
+        claims = frozenset(
+            UniqueClaim(claimed[i], claimed[i + 1]) for i in range(0, len(claimed), 2)
+        )
+    except (ValueError, TypeError, IndexError, KeyError, RecursionError):
+        return None
+    if not all(isinstance(e.name, str) for e in entries) or not all(
+        isinstance(c.field, str) and isinstance(c.term, str) for c in claims
+    ):
+        return None
     return entries, claims
 
 

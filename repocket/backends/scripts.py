@@ -29,10 +29,23 @@ __all__ = ["COMMON", "SAVE", "DELETE", "APPEND", "SWAP"]
 
 # Helpers shared by the scripts below (prepended to each).
 COMMON = r"""
+-- Damaged remembered entries must not make a record impossible to update or
+-- delete: they are read as none (the entries they named are then left
+-- behind, and check() reports the record until reindex() rebuilds it).
 local function decode_terms(text)
   if not text or text == '' then return {}, {} end
-  local terms = cjson.decode(text)
-  local entries, claims = terms[1] or {}, terms[2] or {}
+  local ok, terms = pcall(cjson.decode, text)
+  if not ok or type(terms) ~= 'table' then return {}, {} end
+  local entries, claims = terms[1], terms[2]
+  if type(entries) ~= 'table' then entries = {} end
+  if type(claims) ~= 'table' then claims = {} end
+  for j = 1, #entries do
+    if type(entries[j]) ~= 'string' then return {}, {} end
+  end
+  for j = 1, #claims do
+    if type(claims[j]) ~= 'string' then return {}, {} end
+  end
+  if #entries % 2 == 1 or #claims % 2 == 1 then return {}, {} end
   return entries, claims
 end
 
