@@ -304,6 +304,8 @@ class RedisStorage(Storage):
                 f"already and holds other values; nothing was written ({key})",
                 key=key,
             )
+        if status == b"wrongtype":
+            raise _wrong_type(f"save {key}", reply)
         if status == b"conflict":
             raise ConflictError(
                 f"{label} {write.record_id} changed or was deleted since it was "
@@ -343,6 +345,8 @@ class RedisStorage(Storage):
             raise DoesNotExist(f"{swap.collection.label} {swap.record_id} does not exist ({key})")
         if status == b"unique":
             raise _unique_violation(swap.collection.label, reply)
+        if status == b"wrongtype":
+            raise _wrong_type(f"update {key}", reply)
         raise StorageError(f"unexpected reply {reply!r} from the update script for {key}")
 
     def delete_record(self, collection: Collection, record_id: str, streams: Sequence[str]) -> int:
@@ -354,6 +358,8 @@ class RedisStorage(Storage):
                 [key, shard.ids_key, shard.terms_key, collection.unique_key],
                 [record_id, shard.index_prefix, *streams],
             )
+        if isinstance(removed, list):
+            raise _wrong_type(f"delete {key}", removed)
         return int(removed)
 
     def append_to_stream(
@@ -818,6 +824,14 @@ def _pop_shards(url: str, shards: Any) -> tuple[str, int]:
     except (TypeError, ValueError):
         raise ValueError(f"shards must be a positive integer, not {shards!r}") from None
     return urlunsplit(parts._replace(query=urlencode(kept))), count
+
+
+def _wrong_type(action: str, reply: Any) -> StorageError:
+    key, found, wanted = (_text(part) for part in reply[1:4])
+    return StorageError(
+        f"cannot {action}: {key} holds a {found}, where repocket keeps a {wanted}; "
+        f"nothing was written (was the key written by something else?)"
+    )
 
 
 def _unique_violation(label: str, reply: Any) -> UniqueViolation:

@@ -99,6 +99,24 @@ local function release_claims(unique_key, claims, keep, id)
   end
 end
 
+-- Every key a script writes is checked to hold its kind of value (or none)
+-- before the first write: redis does not undo a script's earlier writes
+-- when a later command fails, so a write must never fail half-way.
+local function wrong_type(checks)
+  for j = 1, #checks, 2 do
+    local found = redis.call('TYPE', checks[j])['ok']
+    if found ~= 'none' and found ~= checks[j + 1] then
+      return {'wrongtype', checks[j], found, checks[j + 1]}
+    end
+  end
+  return nil
+end
+
+local function entry_kind(score)
+  if score == '' then return 'set' end
+  return 'zset'
+end
+
 local function claim_set(claims)
   local set = {}
   for j = 1, #claims, 2 do set[claims[j] .. ':' .. claims[j + 1]] = true end
@@ -107,6 +125,9 @@ end
 """
 
 # KEYS: record, shard ids, shard terms, collection unique
+# Returns {'ok'}, {'same'} (a create-only write found itself already
+# applied), {'exists'}, {'conflict'}, {'unique', field, term, holder} or
+# {'wrongtype', key, found, wanted}.
 # ARGV: id, mode ('u' upsert, 'n' create-only, 'x' expected fields),
 #       index prefix, new terms text ('' for none),
 #       nfields, field/text pairs..., nexpected, pairs..., nstreams, name/content pairs...
@@ -136,6 +157,35 @@ local held = first_held_claim(KEYS[4], new_claims, id)
 if held then return held end
 local old_entries, old_claims = decode_terms(redis.call('HGET', KEYS[3], id))
 
+local old_map, new_map = as_map(old_entries), as_map(new_entries)
+local removed, added = {}, {}
+local checks = {KEYS[2], 'zset'}
+if nf > 0 then
+  checks[#checks + 1] = KEYS[1]
+  checks[#checks + 1] = 'hash'
+end
+if #old_claims > 0 or #new_claims > 0 then
+  checks[#checks + 1] = KEYS[4]
+  checks[#checks + 1] = 'hash'
+end
+for name, score in pairs(old_map) do
+  if new_map[name] == nil then
+    removed[#removed + 1] = name
+    checks[#checks + 1] = prefix .. name
+    checks[#checks + 1] = entry_kind(score)
+  end
+end
+for name, score in pairs(new_map) do
+  if old_map[name] ~= score then
+    added[#added + 1] = name
+    checks[#checks + 1] = prefix .. name
+    checks[#checks + 1] = entry_kind(score)
+  end
+end
+local wrong = wrong_type(checks)
+if wrong then return wrong end
+
+-- checked: from here on nothing can fail
 if nf > 0 then
   redis.call('HSET', KEYS[1], unpack(ARGV, fields_at, fields_at + 2 * nf - 1))
 end
@@ -148,14 +198,8 @@ for j = 0, ns - 1 do
   end
 end
 redis.call('ZADD', KEYS[2], 0, id)
-
-local old_map, new_map = as_map(old_entries), as_map(new_entries)
-for name, score in pairs(old_map) do
-  if new_map[name] == nil then remove_entry(prefix, name, score, id) end
-end
-for name, score in pairs(new_map) do
-  if old_map[name] ~= score then add_entry(prefix, name, score, id) end
-end
+for j = 1, #removed do remove_entry(prefix, removed[j], old_map[removed[j]], id) end
+for j = 1, #added do add_entry(prefix, added[j], new_map[added[j]], id) end
 release_claims(KEYS[4], old_claims, claim_set(new_claims), id)
 for j = 1, #new_claims, 2 do
   redis.call('HSET', KEYS[4], new_claims[j] .. ':' .. new_claims[j + 1], id)
@@ -171,16 +215,29 @@ return {'ok'}
 
 # KEYS: record, shard ids, shard terms, collection unique
 # ARGV: id, index prefix, stream field names...
-# Returns the number of record keys removed (the hash, and streams holding data).
+# Returns the number of record keys removed (the hash, and streams holding
+# data), or {'wrongtype', key, found, wanted}.
 DELETE = (
     COMMON
     + r"""
 local id, prefix = ARGV[1], ARGV[2]
+local entries, claims = decode_terms(redis.call('HGET', KEYS[3], id))
+local checks = {KEYS[2], 'zset'}
+if #claims > 0 then
+  checks[#checks + 1] = KEYS[4]
+  checks[#checks + 1] = 'hash'
+end
+for j = 1, #entries, 2 do
+  checks[#checks + 1] = prefix .. entries[j]
+  checks[#checks + 1] = entry_kind(entries[j + 1])
+end
+local wrong = wrong_type(checks)
+if wrong then return wrong end
+
 local removed = redis.call('DEL', KEYS[1])
 for j = 3, #ARGV do
   removed = removed + redis.call('DEL', KEYS[1] .. ':field:' .. ARGV[j])
 end
-local entries, claims = decode_terms(redis.call('HGET', KEYS[3], id))
 for j = 1, #entries, 2 do remove_entry(prefix, entries[j], entries[j + 1], id) end
 release_claims(KEYS[4], claims, {}, id)
 redis.call('HDEL', KEYS[3], id)
@@ -202,7 +259,8 @@ return redis.call('APPEND', KEYS[2], ARGV[1])
 # ARGV: id, index prefix, field, expected text ('' for an absent field), new text,
 #       nremove, name/score pairs..., nadd, pairs..., nrelease, field/term pairs...,
 #       nclaim, pairs...
-# Returns {'ok'}, {'missing'}, {'stale', <current text>} or {'unique', ...}.
+# Returns {'ok'}, {'missing'}, {'stale', <current text>}, {'unique', ...} or
+# {'wrongtype', key, found, wanted}.
 SWAP = (
     COMMON
     + r"""
@@ -226,10 +284,27 @@ end
 if current ~= expected then return {'stale', current} end
 local held = first_held_claim(KEYS[3], claim, id)
 if held then return held end
-
-redis.call('HSET', KEYS[1], field, value)
 local entries, claims = decode_terms(redis.call('HGET', KEYS[2], id))
 local map = as_map(entries)
+local checks = {}
+if #release > 0 or #claim > 0 then
+  checks[#checks + 1] = KEYS[3]
+  checks[#checks + 1] = 'hash'
+end
+for j = 1, #remove, 2 do
+  if map[remove[j]] ~= nil then
+    checks[#checks + 1] = prefix .. remove[j]
+    checks[#checks + 1] = entry_kind(map[remove[j]])
+  end
+end
+for j = 1, #add, 2 do
+  checks[#checks + 1] = prefix .. add[j]
+  checks[#checks + 1] = entry_kind(add[j + 1])
+end
+local wrong = wrong_type(checks)
+if wrong then return wrong end
+
+redis.call('HSET', KEYS[1], field, value)
 for j = 1, #remove, 2 do
   if map[remove[j]] ~= nil then remove_entry(prefix, remove[j], map[remove[j]], id) end
   map[remove[j]] = nil
