@@ -128,6 +128,8 @@ class UniqueViolation(ValidationError):
         super().__init__(message, model=model, field=field, value=value)
         self.claim = claim
         self.other_id = other_id
+        #: for a batch write: what was written before or beside the refusal
+        self.written: list[Any] = []
 
 
 class ConflictError(RepocketError):
@@ -143,6 +145,8 @@ class ConflictError(RepocketError):
     def __init__(self, message: str, *, key: str | None = None) -> None:
         super().__init__(message)
         self.key = key
+        #: for a batch write: what was written before or beside the refusal
+        self.written: list[Any] = []
 
 
 class NotConfiguredError(RepocketError, RuntimeError):

@@ -236,7 +236,7 @@ class Manager(Generic[M]):
             try:
                 storage.save_records([write for write, _ in chunk])
             except (errors.UniqueViolation, errors.ConflictError) as exc:
-                applied = set(getattr(exc, "written", ()))
+                applied = set(exc.written)
                 refused = None
                 for record, (write, values) in zip(batch, chunk, strict=True):
                     if write.record_id in applied:
@@ -754,14 +754,14 @@ def _bulk_error(
         f"bulk_create wrote {len(written)} of the {total} records: they are saved "
         f"and listed in this error's 'written'; the others were not written"
     )
-    error: errors.RepocketError
+    error: errors.UniqueViolation | errors.ConflictError
     if isinstance(exc, errors.UniqueViolation) and refused is not None:
         error = refused[0]._unique_violation(exc, refused[2], outcome)
     elif isinstance(exc, errors.ConflictError):
         error = errors.ConflictError(f"{exc}; {outcome}", key=exc.key)
     else:
         error = errors.UniqueViolation(f"{exc}; {outcome}", claim=exc.claim, other_id=exc.other_id)
-    error.written = written  # type: ignore[attr-defined]
+    error.written = written
     return error
 
 

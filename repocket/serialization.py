@@ -96,7 +96,7 @@ def dumps(attribute: Attribute, value: Any) -> str:
     # envelope text, exactly as the JSON encoder writes them; anything else
     # (bytes, containers, subclasses) takes the encoder's path.
     if kind is str:
-        body = _encode_text(json_value)
+        body = _encode_text(str(json_value))
     elif kind is int:
         body = int.__repr__(json_value)
     elif json_value is None:
@@ -126,7 +126,7 @@ def _affixes(cls: type[Attribute]) -> tuple[str, str]:
 
 # The C scanner behind json.loads, called directly: one call per stored text,
 # without json.loads's per-call checks.
-_SCAN = json.JSONDecoder().scan_once
+_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 #: what :func:`scan_json` returns for text that is not one JSON value
 NOT_JSON: Any = object()
 

@@ -421,7 +421,7 @@ class Storage(abc.ABC):
             try:
                 self.save_record(write)
             except (UniqueViolation, ConflictError) as exc:
-                exc.written = written  # type: ignore[attr-defined]
+                exc.written = written
                 raise
             written.append(write.record_id)
 

@@ -224,7 +224,7 @@ class RedisStorage(Storage):
         calls = [self._save_call(write) for write in writes]
         with self._errors(f"save {len(writes)} records"):
             replies = self._pipelined(_SAVE, calls)
-        first: Exception | None = None
+        first: UniqueViolation | ConflictError | None = None
         written: list[str] = []
         for write, (keys, _), reply in zip(writes, calls, replies, strict=True):
             try:
@@ -234,7 +234,7 @@ class RedisStorage(Storage):
             else:
                 written.append(write.record_id)
         if first is not None:
-            first.written = written  # type: ignore[attr-defined]
+            first.written = written
             raise first
 
     def _pipelined(
@@ -934,7 +934,7 @@ def _bound(value: float, open_: bool) -> str:
     return f"({text}" if open_ else text
 
 
-def _text_keys(fields: dict[bytes, Any]) -> dict[str, Any]:
+def _text_keys(fields: dict[Any, Any]) -> dict[str, Any]:
     """A hash reply with its field names as text.  Names repeat from record
     to record, so each is decoded once (a bounded cache: stored data may
     hold any number of distinct names)."""

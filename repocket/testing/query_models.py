@@ -1,14 +1,15 @@
 """The models the query tests of the conformance suite store.
 
 One with every kind of index (``Wizard``), one whose DateTime has no range
-index (``Unindexed``) and one with an indexed DateTime (``Event``).
+index (``Unindexed``), one with an indexed DateTime (``Event``) and one whose
+numbers are changed with ``increment()`` (``Counter``).
 """
 
 from __future__ import annotations
 
 from .. import ActiveRecord, attributes
 
-__all__ = ["Wizard", "Unindexed", "Event"]
+__all__ = ["Wizard", "Unindexed", "Event", "Counter"]
 
 
 class Wizard(ActiveRecord):
@@ -35,3 +36,13 @@ class Event(ActiveRecord):
     """A model with an indexed DateTime."""
 
     at = attributes.DateTime()
+
+
+class Counter(ActiveRecord):
+    """Numbers changed with ``increment()`` and conditional saves: a count
+    that starts at 0, a ratio, and a unique ticket number."""
+
+    name = attributes.Unicode()
+    hits = attributes.Integer(default=0)
+    ratio = attributes.Float(null=True)
+    ticket = attributes.Integer(unique=True, null=True)

@@ -27,8 +27,10 @@ method (:class:`ProtocolConformance`) and the model layer on top of it:
 records, ByteStreams and Pointers (:class:`RecordConformance`), managers and
 result sets (:class:`ManagerConformance`), every query of the query engine
 (:class:`QueryConformance`), bad and old stored data
-(:class:`StoredDataConformance`) and property-based round trips of every
-field type (:class:`RoundTripConformance`).  Subclass a part alone to run
+(:class:`StoredDataConformance`), property-based round trips of every
+field type (:class:`RoundTripConformance`) and writes that collide with other
+writers: create-only and conditional saves, ``increment()``, appends to
+deleted records (:class:`WriteConformance`).  Subclass a part alone to run
 only that part.
 
 What a backend declares it cannot do is skipped: the suite reads the
@@ -50,6 +52,7 @@ from .protocol import AWKWARD_BYTES, AWKWARD_IDS, AWKWARD_TEXTS, ProtocolConform
 from .queries import QueryConformance
 from .records import RecordConformance
 from .stored_data import StoredDataConformance
+from .writes import WriteConformance
 
 __all__ = [
     "ConformanceSuite",
@@ -60,6 +63,7 @@ __all__ = [
     "QueryConformance",
     "StoredDataConformance",
     "RoundTripConformance",
+    "WriteConformance",
     "require",
     "rewrite_stored_fields",
     "unindex",
@@ -76,5 +80,6 @@ class ConformanceSuite(
     QueryConformance,
     StoredDataConformance,
     RoundTripConformance,
+    WriteConformance,
 ):
     """Every conformance test: subclass it and implement ``make_storage()``."""
