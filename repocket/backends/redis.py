@@ -300,8 +300,8 @@ class RedisStorage(Storage):
             raise _unique_violation(label, reply)
         if status == b"exists":
             raise ConflictError(
-                f"{label} {write.record_id}: a record with this generated id exists "
-                f"already and holds other values; nothing was written ({key})",
+                f"{label} {write.record_id}: a record with this id exists already and "
+                f"holds other values, and this save creates only; nothing was written ({key})",
                 key=key,
             )
         if status == b"wrongtype":
