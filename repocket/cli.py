@@ -74,8 +74,12 @@ def main() -> None:
 def demo(url: str, keep: bool) -> None:
     """Run the tutorial end to end, printing what it stores."""
     from .demo import run
+    from .errors import RepocketError
 
-    run(url, echo=click.echo, keep=keep)
+    try:
+        run(url, echo=click.echo, keep=keep)
+    except RepocketError as exc:  # a bad --url above all: one Error: line, no traceback
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()

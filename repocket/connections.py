@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from typing import Any, ClassVar
 
-from .errors import NotConfiguredError
+from .errors import ConfigurationError, NotConfiguredError
 from .keys import Collection
 from .storage import Storage, backend_for_url, get_backend
 
@@ -30,6 +30,22 @@ _HOW_TO = (
     "hostname='localhost', port=6379, db=0) for redis, or "
     "configure.from_url('memory://') for the in-memory backend"
 )
+
+
+def _whole_number(name: str, value: Any, low: int, high: int | None) -> int:
+    """``value`` as an int in ``[low, high]``: an int (not a bool), or its
+    digits as text (as read from an environment variable)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        number = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        number = low - 1
+    if number < low or (high is not None and number > high):
+        limits = f"from {low} to {high}" if high is not None else f"from {low} up"
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+        raise ConfigurationError(f"the {name} must be a whole number {limits}, not {shown}")
+    return number
 
 
 class configure:  # noqa: N801 - the lower-case name is the documented 0.0.1 API
@@ -67,13 +83,16 @@ class configure:  # noqa: N801 - the lower-case name is the documented 0.0.1 API
             from ``<backend>://`` and ``options``.
         :param options: passed to the backend (for redis, to ``redis.Redis``).
         :returns: the :class:`~repocket.storage.Storage` now in use.
+        :raises ConfigurationError: ``port`` is not a whole number from 1 to
+            65535, or ``db`` not one from 0 up (checked now: redis-py would
+            fail only at the first command).
         """
         backend_cls: Any = get_backend(backend)
         if backend in ("redis", "rediss"):
             storage = backend_cls(
                 host=hostname,
-                port=port,
-                db=db,
+                port=_whole_number("port", port, 1, 65535),
+                db=_whole_number("database number (db)", db, 0, None),
                 username=username,
                 password=password,
                 ssl=backend == "rediss",

@@ -31,6 +31,7 @@ __all__ = [
     "UnsavedRecordError",
     "UniqueViolation",
     "ConflictError",
+    "ConfigurationError",
 ]
 
 
@@ -174,3 +175,13 @@ class UnknownBackendError(BackendError, builtins.LookupError):
 
 class BackendLoadError(BackendError, builtins.ImportError):
     """A registered backend failed to import; the cause is kept as ``__cause__``."""
+
+
+class ConfigurationError(RepocketError, builtins.ValueError):
+    """A storage URL or connection setting cannot be used: a port or database
+    that is not a number, a bad ``shards`` value, a URL that cannot be parsed.
+
+    Raised when the storage is built, before anything is sent.  The message
+    says what is wrong and never contains a password (nor does the
+    exception's context: the driver's error it replaces is not chained).
+    """

@@ -22,15 +22,23 @@ from __future__ import annotations
 
 import abc
 import importlib
+import itertools
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
-from .errors import BackendLoadError, ConflictError, UniqueViolation, UnknownBackendError
+from .errors import (
+    BackendLoadError,
+    ConfigurationError,
+    ConflictError,
+    RepocketError,
+    UniqueViolation,
+    UnknownBackendError,
+)
 from .keys import Collection
 
 __all__ = [
@@ -57,6 +65,8 @@ __all__ = [
     "available_backends",
     "get_backend",
     "backend_for_url",
+    "redact_url",
+    "redact_secrets",
 ]
 
 ENTRY_POINT_GROUP = "repocket.backends"
@@ -472,6 +482,51 @@ class Storage(abc.ABC):
             return None
         return self.count_ids(collection, plan)
 
+    # -- checking the index (generic versions; backends may read their index
+    #    structures themselves) --------------------------------------------------
+
+    def missing_entries(
+        self, collection: Collection, expected: Sequence[tuple[str, frozenset[IndexEntry]]]
+    ) -> list[str]:
+        """The ids, of ``(id, entries)`` pairs, whose index data lacks one of
+        the given entries (or holds it with another score), or that the id
+        index does not list; in one round trip.
+
+        The default compares with :meth:`read_index_entries`, for backends
+        whose remembered entries are their index.
+        """
+        remembered = self.read_index_entries(collection, [record_id for record_id, _ in expected])
+        return [
+            record_id
+            for (record_id, entries), found in zip(expected, remembered, strict=True)
+            if found is None or not entries <= found[0]
+        ]
+
+    def iter_index_members(
+        self, collection: Collection, batch_size: int = 500
+    ) -> Iterator[tuple[str, IndexEntry]]:
+        """Yield every ``(id, entry)`` pair the collection's index data holds,
+        read from the index structures themselves, in bounded memory (a pair
+        may be yielded more than once); used to find entries no record
+        justifies.
+
+        The default reads :meth:`read_index_entries` of the listed ids.
+        """
+        ids = iter(self.iter_ids(collection, batch_size))
+        while batch := list(itertools.islice(ids, batch_size)):
+            for record_id, found in zip(
+                batch, self.read_index_entries(collection, batch), strict=True
+            ):
+                for entry in found[0] if found is not None else ():
+                    yield record_id, entry
+
+    def iter_stray_keys(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
+        """Yield keys in the collection's space that nothing should hold: a
+        ByteStream whose record is gone, a query's temporary result left
+        without an expiry.  The default (a backend without such keys) yields
+        nothing."""
+        return iter(())
+
     def iter_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
         """Yield the id of every record of a collection, each once, in batches."""
         return self.iter_query_ids(collection, AllIds(), None, batch_size)
@@ -658,10 +713,142 @@ def get_backend(scheme: str) -> type[Storage]:
 
 
 def backend_for_url(url: str, **options: Any) -> Storage:
-    """Build the storage a URL names, e.g. ``redis://localhost:6379/0`` or ``memory://``."""
-    scheme = urlsplit(url).scheme
+    """Build the storage a URL names, e.g. ``redis://localhost:6379/0`` or ``memory://``.
+
+    Messages show the URL only as :func:`redact_url` gives it.
+
+    :raises UnknownBackendError: the URL has no scheme, or no backend has it.
+    :raises ConfigurationError: the URL cannot be parsed, or the backend
+        refused it (a backend's plain ``ValueError`` becomes one).
+    :raises BackendLoadError: see :func:`get_backend`.
+    """
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 host
+        raise ConfigurationError(
+            f"{redact_url(url)!r} is not a valid URL: {redact_secrets(str(exc), url)}"
+        ) from None
     if not scheme:
         raise UnknownBackendError(
-            f"{url!r} has no scheme; use e.g. 'redis://localhost:6379/0' or 'memory://'"
+            f"{redact_url(url)!r} has no scheme; use e.g. 'redis://localhost:6379/0' or 'memory://'"
         )
-    return get_backend(scheme).from_url(url, **options)
+    backend = get_backend(scheme)
+    try:
+        return backend.from_url(url, **options)
+    except RepocketError:
+        raise
+    except ValueError as exc:
+        # A backend (or its driver) that parses the URL itself may say which
+        # part it refused by quoting it; the original is not chained, since a
+        # logged traceback would show its message as it was.
+        raise ConfigurationError(
+            f"{backend.scheme or scheme} storage cannot use {redact_url(url)!r}: "
+            f"{redact_secrets(str(exc), url)}"
+        ) from None
+
+
+# ---------------------------------------------------------------------------
+# Credentials in URLs
+# ---------------------------------------------------------------------------
+
+#: A query parameter whose name contains one of these (in any case) holds a
+#: credential: ``password``, ``ssl_password``, ``token``, ``api_key``...
+SECRET_PARAMETER_WORDS = ("pass", "secret", "token", "auth", "cred", "key")
+_HIDDEN = "***"
+
+
+def _userinfo_span(url: str) -> tuple[int, int] | None:
+    """Where the user info of ``url`` is, read from the text, not parsed.
+
+    It ends at the *last* ``@``: a password holding an unescaped ``/``,
+    ``?``, ``#`` or ``@`` ends a parser's user info early, and the rest of
+    it would be taken for the host, port, path or query.  It starts after
+    the first ``//`` (or at the start, in a URL without one).
+    """
+    at = url.rfind("@")
+    if at < 0:
+        return None
+    slashes = url.find("//")
+    return (slashes + 2 if 0 <= slashes < at else 0), at
+
+
+def _split_userinfo(info: str) -> tuple[str | None, str]:
+    """``(user shown, part hidden)``: a user info without a plain ``user:``
+    may be a password alone, and is hidden whole."""
+    user, colon, password = info.partition(":")
+    if colon and user and not any(char in user for char in "/?#"):
+        return user, password
+    return None, info
+
+
+def _is_secret_parameter(name: str) -> bool:
+    name = unquote_plus(name).lower()
+    return any(word in name for word in SECRET_PARAMETER_WORDS)
+
+
+def _split_query(rest: str) -> tuple[str, list[str], str]:
+    """``(before the query, query pieces shown, text hidden)`` of the text
+    after the user info.  From the value of the first secret parameter on,
+    everything is hidden, since a secret may hold an unescaped ``&`` or
+    ``#``; the fragment is never shown (no backend reads it)."""
+    base, question, query = rest.partition("#")[0].partition("?")
+    if not question:
+        return base, [], ""
+    shown: list[str] = []
+    offset = len(base) + 1
+    for piece in query.split("&"):
+        name, equals, _ = piece.partition("=")
+        if _is_secret_parameter(name):
+            shown.append(f"{name}={_HIDDEN}" if equals else name)
+            return base, shown, rest[offset + len(name) + len(equals) :]
+        shown.append(piece)
+        offset += len(piece) + 1
+    return base, shown, ""
+
+
+def redact_url(url: str) -> str:
+    """``url`` as a message may show it: the password (or a user info that
+    may be one) and the values of credential query parameters (see
+    :data:`SECRET_PARAMETER_WORDS`) replaced by ``***``, the fragment dropped.
+
+    It reads the text rather than parsing it, so it never raises and it hides
+    a password whatever the URL's shape: one with an unescaped ``/``, ``?``,
+    ``#`` or ``@`` (everything before the last ``@`` is user info), a URL
+    without a scheme, or text that is no URL at all.  Redacting may hide more
+    than credentials (an ``@`` in a path or query), never less.
+
+    >>> redact_url("redis://app:secret@cache:6379/0")
+    'redis://app:***@cache:6379/0'
+    >>> redact_url("unix:///run/redis.sock?db=1&password=secret")
+    'unix:///run/redis.sock?db=1&password=***'
+    """
+    span = _userinfo_span(url)
+    if span is None:
+        head, rest = "", url
+    else:
+        start, at = span
+        user, _ = _split_userinfo(url[start:at])
+        head = url[:start] + (_HIDDEN if user is None else f"{user}:{_HIDDEN}") + "@"
+        rest = url[at + 1 :]
+    base, shown, _ = _split_query(rest)
+    return head + base + ("?" + "&".join(shown) if shown else "")
+
+
+def redact_secrets(text: str, url: str) -> str:
+    """``text`` (a driver's message about ``url``) with every credential
+    :func:`redact_url` hides replaced by ``***``, as written in the URL and
+    percent-decoded."""
+    secrets: list[str] = []
+    span = _userinfo_span(url)
+    rest = url
+    if span is not None:
+        start, at = span
+        secrets.append(_split_userinfo(url[start:at])[1])
+        rest = url[at + 1 :]
+    hidden = _split_query(rest)[2]
+    secrets += [hidden, hidden.partition("&")[0]]  # a driver may quote the first value alone
+    forms = {form for secret in secrets for form in (secret, unquote(secret), unquote_plus(secret))}
+    for secret in sorted(forms, key=len, reverse=True):  # longest first: no partial leftovers
+        if secret:
+            text = text.replace(secret, _HIDDEN)
+    return text

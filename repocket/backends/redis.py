@@ -46,12 +46,13 @@ import math
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.exceptions
 
 from ..errors import (
+    ConfigurationError,
     ConflictError,
     DoesNotExist,
     StorageConnectionError,
@@ -75,6 +76,8 @@ from ..storage import (
     StoredRecord,
     Union,
     UniqueClaim,
+    redact_secrets,
+    redact_url,
 )
 from . import scripts
 
@@ -133,10 +136,51 @@ class RedisStorage(Storage):
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStorage:
         """``redis://[user:password@]host[:port][/db][?shards=S]``, ``rediss://``
-        (TLS), or ``unix:///path/to/redis.sock[?db=N]``; ``options`` go to redis-py."""
+        (TLS), or ``unix://[user:password@]/path/to/redis.sock[?db=N]`` (the
+        password may also be given as ``?password=``); ``options`` go to redis-py.
+
+        A ``/``, ``?``, ``#`` or ``@`` in a user name or password must be
+        percent-encoded (``urllib.parse.quote(password, safe="")``): unescaped,
+        it would end the user info early, and the rest of the password would be
+        read as the host, port, path or query.
+
+        :raises ConfigurationError: the URL cannot be used: a port that is not
+            a whole number from 1 to 65535, a database that is not a whole
+            number, a bad ``shards``, a query value redis-py refuses... The
+            message never shows a password.
+        """
         url, shards = _pop_shards(url, options.pop("shards", None))
+        parts = urlsplit(url)  # it parses: _pop_shards checked
+        if parts.scheme in ("redis", "rediss"):
+            host = parts.hostname or "localhost"
+            try:
+                port = parts.port
+            except ValueError:
+                port = 0
+            if port == 0:  # redis-py would ignore a port 0 and use 6379
+                # The port's text is not shown: it may be a password given
+                # as host:password.
+                raise ConfigurationError(
+                    f"the port of redis host {host!r} must be a whole number from 1 to 65535"
+                )
+            # redis-py reads a path that is not a number as database 0, and
+            # "/1/2" as database 12.
+            database = unquote(parts.path).strip("/")
+            if database and not (database.isascii() and database.isdigit()):
+                raise ConfigurationError(
+                    f"the database in {redact_url(url)!r} must be a whole number "
+                    f"(redis://host:6379/0), not {unquote(parts.path)!r}"
+                )
         options.setdefault("decode_responses", False)
-        return cls(redis.Redis.from_url(url, **options), shards=shards)
+        try:
+            client = redis.Redis.from_url(url, **options)
+        except ValueError as exc:
+            # redis-py names the query parameter it refused; as in
+            # backend_for_url, the original is not chained.
+            raise ConfigurationError(
+                f"redis storage cannot use {redact_url(url)!r}: {redact_secrets(str(exc), url)}"
+            ) from None
+        return cls(client, shards=shards)
 
     @property
     def native_client(self) -> redis.Redis:
@@ -148,7 +192,10 @@ class RedisStorage(Storage):
         if kwargs.get("path"):
             where = f"unix socket {kwargs['path']}"
         else:
-            where = f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+            # a host name has no "@": one given as "user:password@host" shows
+            # only the host (the user info of a URL never gets here)
+            host = str(kwargs.get("host", "localhost")).rpartition("@")[2]
+            where = f"{host}:{kwargs.get('port', 6379)}"
         sharded = f", {self.shards} shards" if self.shards > 1 else ""
         return f"redis at {where} (db {kwargs.get('db', 0)}{sharded})"
 
@@ -157,6 +204,13 @@ class RedisStorage(Storage):
         """Wrap redis-py errors once, naming the server and what was being done."""
         try:
             yield
+        except redis.exceptions.AuthenticationError as exc:
+            # A ConnectionError to redis-py, so it must be caught first; but
+            # the server did answer: "cannot reach" sent people to the network.
+            raise StorageConnectionError(
+                f"authentication failed for {self.describe()} while trying to {action}: "
+                f"{exc} (check the user name and password)"
+            ) from exc
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise StorageConnectionError(
                 f"cannot reach {self.describe()} while trying to {action}: {exc}"
@@ -776,6 +830,81 @@ class RedisStorage(Storage):
                 results.append(None)
         return results
 
+    def missing_entries(
+        self, collection: Collection, expected: Sequence[tuple[str, frozenset[IndexEntry]]]
+    ) -> list[str]:
+        """Asks the index structures themselves (one pipeline): the id index
+        and every entry's set or sorted set."""
+        if not expected:
+            return []
+        with self._errors(f"check the index of {collection.label}"):
+            pipe = self._client.pipeline(transaction=False)
+            for record_id, entries in expected:
+                shard = self._shard(collection, record_id)
+                pipe.zscore(shard.ids_key, record_id)
+                for entry in entries:
+                    if entry.score is None:
+                        pipe.sismember(shard.index_key(entry.name), record_id)
+                    else:
+                        pipe.zscore(shard.index_key(entry.name), record_id)
+            replies = iter(pipe.execute())
+        missing = []
+        for record_id, entries in expected:
+            found = next(replies) is not None
+            for entry in entries:
+                reply = next(replies)
+                if entry.score is None:
+                    found = found and bool(reply)
+                else:
+                    found = found and reply is not None and float(reply) == entry.score
+            if not found:
+                missing.append(record_id)
+        return missing
+
+    def iter_index_members(
+        self, collection: Collection, batch_size: int = 500
+    ) -> Iterator[tuple[str, IndexEntry]]:
+        """Scans the shards' index keys (SCAN by the shard's exact prefix),
+        then each set with SSCAN and each sorted set with ZSCAN."""
+        with self._errors(f"scan the index of {collection.label}"):
+            for shard in self._shards(collection):
+                pattern = glob_escape(shard.index_prefix) + "*"
+                for kind in ("set", "zset"):
+                    for key in self._client.scan_iter(match=pattern, count=batch_size, _type=kind):
+                        name = _text(key)[len(shard.index_prefix) :]
+                        if kind == "set":
+                            for member in self._client.sscan_iter(key, count=batch_size):
+                                yield _text(member), IndexEntry(name)
+                        else:
+                            for member, score in self._client.zscan_iter(key, count=batch_size):
+                                yield _text(member), IndexEntry(name, float(score))
+
+    def iter_stray_keys(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
+        """ByteStream keys whose record hash is gone, and temporary query
+        results with no expiry (a snapshot being iterated always has one)."""
+        with self._errors(f"scan the keys of {collection.label}"):
+            for shard in self._shards(collection):
+                streams = (
+                    _text(key)
+                    for key in self._client.scan_iter(
+                        match=glob_escape(shard.record_prefix) + "*" + STREAM_INFIX + "*",
+                        count=batch_size,
+                    )
+                )
+                while batch := list(itertools.islice(streams, batch_size)):
+                    pipe = self._client.pipeline(transaction=False)
+                    for key in batch:
+                        pipe.exists(key.rpartition(STREAM_INFIX)[0])
+                    for key, exists in zip(batch, pipe.execute(), strict=True):
+                        if not exists:
+                            yield key
+                temps = self._client.scan_iter(
+                    match=glob_escape(shard.temp_key("")) + "*", count=batch_size
+                )
+                for key in temps:
+                    if self._client.pttl(key) == -1:
+                        yield _text(key)
+
     def drop_index(self, collection: Collection) -> None:
         with self._errors(f"drop the index of {collection.label}"):
             for pattern in collection.meta_patterns:
@@ -810,8 +939,35 @@ class RedisStorage(Storage):
 
 
 def _pop_shards(url: str, shards: Any) -> tuple[str, int]:
-    """Take ``shards=`` out of a URL's query (redis-py would refuse it)."""
-    parts = urlsplit(url)
+    """Check a URL that :class:`RedisStorage` or a subclass reads (``redis``,
+    ``rediss``, ``unix``, ``memory``) for what would be misread, and take
+    ``shards=`` out of its query (redis-py would refuse it).
+
+    ``shards`` (the keyword argument) is used when the query has none.
+
+    :raises ConfigurationError: the URL cannot be parsed; an ``@`` follows
+        its host (a user name or password with an unescaped ``/``, ``?``,
+        ``#`` or ``@``, the rest of which would be read as the path or query,
+        and shown in messages); a URL of another scheme than redis's carries
+        a user name or password (``memory://`` would take it for the store's
+        name); the shard count is not a whole number from 1 up.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 host
+        raise ConfigurationError(
+            f"{redact_url(url)!r} is not a valid URL: {redact_secrets(str(exc), url)}"
+        ) from None
+    if "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
+        raise ConfigurationError(
+            f"{redact_url(url)!r} has an '@' after its host: in a user name or password, "
+            f"percent-encode '/', '?', '#' and '@' (urllib.parse.quote(password, safe='')); "
+            f"elsewhere write '@' as %40"
+        )
+    if "@" in parts.netloc and parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(
+            f"{redact_url(url)!r}: a {parts.scheme}:// URL takes no user name or password"
+        )
     query = parse_qsl(parts.query, keep_blank_values=True)
     kept = [(name, value) for name, value in query if name != "shards"]
     for name, value in query:
@@ -819,10 +975,17 @@ def _pop_shards(url: str, shards: Any) -> tuple[str, int]:
             shards = value
     if shards is None:
         return url, 1
-    try:
+    # Only plain digits: int() would also take " 2", "+2", "²" and True.
+    if isinstance(shards, str) and shards.isascii() and shards.isdigit():
         count = int(shards)
-    except (TypeError, ValueError):
-        raise ValueError(f"shards must be a positive integer, not {shards!r}") from None
+    elif isinstance(shards, int) and not isinstance(shards, bool):
+        count = shards
+    else:
+        count = 0
+    if count < 1:
+        shown = repr(shards)
+        shown = shown if len(shown) <= 40 else shown[:40] + "..."
+        raise ConfigurationError(f"shards must be a whole number from 1 up, not {shown}")
     return urlunsplit(parts._replace(query=urlencode(kept))), count
 
 

@@ -144,12 +144,6 @@ def test_processes_started_with_spawn_lose_no_writes(url: str) -> None:
 @pytest.mark.skipif(
     "fork" not in multiprocessing.get_all_start_methods(), reason="this platform cannot fork"
 )
-@pytest.mark.xfail(
-    strict=False,
-    reason="known issue: under load, about 1 run in 25 sees two forked workers both win "
-    "one unique claim; processes that open the database after starting (spawn) do not. "
-    "See the Known issues section of the plugin's README.",
-)
 def test_forked_processes_sharing_the_parents_storage_lose_no_writes(url: str) -> None:
     # The parent has an open connection when it forks; each child must open
     # its own rather than use (or close) the parent's.
