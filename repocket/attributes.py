@@ -83,6 +83,10 @@ class Attribute:
     """
 
     __base_type__: ClassVar[type] = str
+    #: whether the field's values can be sorted (``order_by``); a type
+    #: whose values have no order (JSON documents) sets it False, and
+    #: ordering by such a field is refused when the query is built.
+    orderable: ClassVar[bool] = True
     #: index kinds a field of this type gets by default: ``"eq"`` (equality,
     #: ``__in``, ``__ne``), ``"range"`` (``__gt``... and ordering), ``"prefix"``.
     default_indexes: ClassVar[frozenset[str]] = frozenset({"eq"})
@@ -213,11 +217,42 @@ class Attribute:
 
     def initial_value(self) -> Any:
         """The value of a new instance's field: the default, else ``None`` for
-        a ``null=True`` field, else the empty value."""
-        if self.default is None:
+        a ``null=True`` field, else the empty value.
+
+        A value default was checked when the model class was defined
+        (:meth:`check_default`); what a callable default returns is checked
+        here, as an assigned value is.
+
+        :raises ValidationError: a callable default returned a value the
+            field cannot hold.
+        """
+        default = self.default
+        if default is None:
             return None if self.null else self.empty_value()
-        default = self.default() if callable(self.default) else self.default
+        if callable(default):
+            model_name = self.owner.__name__ if self.owner is not None else type(self).__name__
+            return self.clean(default(), model_name)
         return self.cast(default)
+
+    def check_default(self, model_name: str) -> None:
+        """Refuse, when the model class is defined, a default the field cannot hold.
+
+        A callable default is only called for new instances, so what it
+        returns is checked then (see :meth:`initial_value`).
+
+        :raises RepocketActiveRecordDefinitionError: naming ``model_name.field``
+            and the default.
+        """
+        default = self.default
+        if default is None or callable(default):
+            return
+        try:
+            self.clean(default, model_name)
+        except ValidationError as exc:
+            raise RepocketActiveRecordDefinitionError(
+                f"{model_name}.{self.name} = {type(self).__name__}(default="
+                f"{_short_repr(default)}): the field cannot hold its default: {exc}"
+            ) from exc
 
     def clean(self, value: Any, model_name: str) -> Any:
         """Validate and cast a value assigned to this field of ``model_name``.
@@ -235,6 +270,10 @@ class Attribute:
             )
         try:
             return self.cast(value)
+        except RepocketActiveRecordDefinitionError:
+            # a TypeError too, but it says the model is wrong, not the value
+            # (a Pointer naming no model): it must not read as a bad value
+            raise
         except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
             raise ValidationError(
                 f"{model_name}.{self.name} ({type(self).__name__}) cannot take "
@@ -609,6 +648,29 @@ class Decimal(Attribute):
             raise TypeError(f"expected decimal text, got {type(value).__name__}")
         return cls.cast(value)
 
+    def clean(self, value: Any, model_name: str) -> Any:
+        """Cast an assigned value; a signalling NaN is refused.
+
+        ``Decimal('sNaN')`` raises ``InvalidOperation`` whenever it is
+        compared, even for equality, so a record holding one would break
+        ``filter(amount__ne=...)``, ``exclude()`` and ``matches()``.  A quiet
+        ``NaN`` is accepted (it equals nothing, as in Python).  Stored data
+        is still read as it was written (see :meth:`from_json`).
+        """
+        if type(value) is decimal.Decimal and not value.is_snan():
+            return value  # what the general path returns for it, sooner
+        cleaned = super().clean(value, model_name)
+        if cleaned is not None and cleaned.is_snan():
+            raise ValidationError(
+                f"{model_name}.{self.name} (Decimal) cannot take {_short_repr(value)}: a "
+                f"signalling NaN cannot be compared, even for equality; use "
+                f"Decimal('NaN') or None",
+                model=model_name,
+                field=self.name,
+                value=value,
+            )
+        return cleaned
+
     def index_term(self, value: Any) -> str | None:
         return _number_term(value)
 
@@ -691,9 +753,19 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _SUBSECOND_OFFSET = re.compile(r"([+-])00:00:00\.(\d{1,6})\Z")
 
 
+if sys.version_info >= (3, 11):
+    _fromisoformat = _dt.datetime.fromisoformat
+else:  # pragma: no cover - Python 3.10 reads no "Z" for UTC, which 3.11 does
+
+    def _fromisoformat(text: str) -> _dt.datetime:
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        return _dt.datetime.fromisoformat(text)
+
+
 def _parse_iso_datetime(text: str) -> _dt.datetime:
     """``datetime.fromisoformat``, keeping offsets of less than one second."""
-    value = _dt.datetime.fromisoformat(text)
+    value = _fromisoformat(text)
     match = _SUBSECOND_OFFSET.search(text) if "00:00:00." in text else None
     if match and value.tzinfo is not None:
         micros = int(match.group(2).ljust(6, "0")) * (-1 if match.group(1) == "-" else 1)
@@ -755,11 +827,24 @@ class JSON(Attribute):
 
     Accepts ``None``, ``bool``, ``int``, ``float`` (finite), ``str``, lists,
     tuples (read back as lists) and dicts with ``str`` keys, nested freely.
+
+    Stored JSON text is read at any size.  A value that repocket 0.0.1 stored
+    as a Python literal (``str(data)``, e.g. ``"{u'yay': u'json baby'}"``)
+    is read only up to 64 KiB (:attr:`REPR_FALLBACK_LIMIT`, 65,536
+    characters): parsing a literal costs hundreds of bytes of memory per
+    character, so a larger one raises :class:`~repocket.errors.EnvelopeError`
+    naming the key and field instead.  To read larger 0.0.1 values (and
+    rewrite them as JSON by saving), raise ``JSON.REPR_FALLBACK_LIMIT``.
     """
+
+    #: the longest 0.0.1 Python-literal value (in characters) that is read
+    REPR_FALLBACK_LIMIT: ClassVar[int] = 64 * 1024
 
     __base_type__ = object
     default_indexes: ClassVar[frozenset[str]] = frozenset()
     supported_indexes: ClassVar[frozenset[str]] = frozenset()
+    #: documents (dicts, lists) have no order
+    orderable: ClassVar[bool] = False
 
     @classmethod
     def cast(cls, value: Any) -> Any:
@@ -772,6 +857,14 @@ class JSON(Attribute):
     def to_json(cls, value: Any) -> str:
         return _json.dumps(value, allow_nan=False)
 
+    def to_python(self, value: Any, simple: bool = False) -> Any:
+        """The document itself when ``simple`` (already JSON data; a copy, so
+        changing it leaves the record alone), else the envelope, which holds
+        the JSON text, as storage does."""
+        if simple:
+            return None if value is None else _json.loads(_json.dumps(value))
+        return super().to_python(value, simple=False)
+
     @classmethod
     def from_json(cls, value: Any) -> Any:
         if not isinstance(value, str):
@@ -782,6 +875,15 @@ class JSON(Attribute):
             # repocket 0.0.1 stored str(data) -- "{u'yay': u'json baby'}" --
             # instead of JSON.  ast.literal_eval reads Python literals only
             # (it never runs code); the result must still be JSON data.
+            # It parses the whole text into a syntax tree first (14.6 s and
+            # 2 GB for 5 MB), so whoever can write to the database could
+            # exhaust the reader's memory: the size is bounded.
+            if len(value) > cls.REPR_FALLBACK_LIMIT:
+                raise ValueError(
+                    f"it is not JSON ({exc}), and at {len(value)} characters it is "
+                    f"longer than the {cls.REPR_FALLBACK_LIMIT} characters read as a "
+                    f"repocket 0.0.1 Python literal (JSON.REPR_FALLBACK_LIMIT)"
+                ) from None
             try:
                 data = ast.literal_eval(value)
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
@@ -840,7 +942,13 @@ class Pointer(Attribute):
         if isinstance(self._to_model, str):
             from .registry import resolve_model
 
-            self._to_model = resolve_model(self._to_model, near=self.owner)
+            try:
+                self._to_model = resolve_model(self._to_model, near=self.owner)
+            except RepocketActiveRecordDefinitionError as exc:
+                where = f"{self.owner.__name__}.{self.name}" if self.owner else "a Pointer"
+                raise RepocketActiveRecordDefinitionError(
+                    f"{where} = Pointer({self._to_model!r}): {exc}"
+                ) from None
         return self._to_model
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
@@ -876,6 +984,13 @@ class Pointer(Attribute):
         if not isinstance(value, str):
             raise TypeError(f"expected a record key, got {type(value).__name__}")
         return value
+
+    def check_default(self, model_name: str) -> None:
+        """As :meth:`Attribute.check_default`, once the target can be resolved:
+        a target named by a string may be declared after this model (or be
+        this model), so such a default is checked when first used."""
+        if not isinstance(self._to_model, str):
+            super().check_default(model_name)
 
     def index_term(self, value: Any) -> str | None:
         """A pointer is filed under its target's record key (``value`` may be the key)."""

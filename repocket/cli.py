@@ -237,12 +237,14 @@ _imports_option = click.option(
 def check(url: str, imports: tuple[str, ...], model_names: tuple[str, ...]) -> None:
     """Verify that each model's index data matches its stored records.
 
-    Reads every record (found by scanning storage, not through the index)
-    and compares the index entries it should have with those stored; changes
-    nothing.  Prints a summary per model and exits with status 1 when any
-    record is missing from the index, indexed under stale values, or indexed
-    without existing.  MODEL names (default: every imported model) may be
-    Name or package.module.Name.
+    Compares the index with the records in both directions (every record
+    listed by the index, every record found by scanning storage, every entry
+    of the index structures, and keys nothing should hold); changes nothing.
+    Prints a summary per model and exits with status 1 when any record is
+    missing from the index or indexed under stale values, the index lists a
+    record or holds an entry that does not exist, or a stray key is found.
+    MODEL names (default: every imported model) may be Name or
+    package.module.Name.
     """
     from .errors import RepocketError
 
@@ -256,18 +258,24 @@ def check(url: str, imports: tuple[str, ...], model_names: tuple[str, ...]) -> N
         state = "ok" if report.ok else "INCONSISTENT"
         click.echo(
             f"{_label(model)}: {state}: {report.checked} checked, "
-            f"{len(report.missing)} missing, {len(report.stale)} stale, "
-            f"{len(report.orphans)} orphaned"
+            f"{report.count('missing')} missing, {report.count('stale')} stale, "
+            f"{report.count('orphans')} orphaned, "
+            f"{report.count('orphan_entries')} orphaned entries, "
+            f"{report.count('stray_keys')} stray keys"
         )
-        for kind, ids in (
-            ("missing", report.missing),
-            ("stale", report.stale),
-            ("orphaned", report.orphans),
+        for kind, attribute in (
+            ("missing", "missing"),
+            ("stale", "stale"),
+            ("orphaned", "orphans"),
+            ("orphaned entry", "orphan_entries"),
+            ("stray key", "stray_keys"),
         ):
-            for record_id in ids[:10]:
-                click.echo(f"  {kind}: {record_id}")
-            if len(ids) > 10:
-                click.echo(f"  ... and {len(ids) - 10} more {kind}")
+            items = getattr(report, attribute)
+            for item in items[:10]:
+                shown = f"{item[0]} -> {item[1]}" if isinstance(item, tuple) else item
+                click.echo(f"  {kind}: {shown}")
+            if report.count(attribute) > 10:
+                click.echo(f"  ... and {report.count(attribute) - 10} more")
         failed = failed or not report.ok
     if failed:
         click.echo("run `repocket reindex` to rebuild the index data", err=True)
@@ -437,8 +445,18 @@ def _read_raw(
     return stored.fields, stored.streams
 
 
+#: index kinds in the order they are shown
+_INDEX_ORDER = {"eq": 0, "range": 1, "prefix": 2}
+
+
 def _describe_field(field: Attribute) -> str:
-    """``Unicode``, ``Pointer -> app.models.Project``, ``DateTime (null, auto_now)``..."""
+    """``Unicode (indexed: eq, unique)``, ``Pointer -> app.models.Project (indexed: eq)``,
+    ``DateTime (indexed: range, null, auto_now)``, ``JSON (default=dict())``...
+
+    ``indexed:`` lists the field's index kinds (a field without it is found
+    only by reading every record); a callable default is shown as a call,
+    since it is called for each new record.
+    """
     from .attributes import Pointer
 
     text = type(field).__name__
@@ -447,14 +465,30 @@ def _describe_field(field: Attribute) -> str:
             text += f" -> {_label(field.to_model)}"
         except Exception:  # an unresolvable target name; say what was declared
             text += f" -> {field._to_model!s} (unresolved)"
-    flags = [
+    flags = []
+    if field.indexes:
+        kinds = sorted(field.indexes, key=lambda k: (_INDEX_ORDER.get(k, len(_INDEX_ORDER)), k))
+        flags.append(f"indexed: {'+'.join(kinds)}")
+    flags += [
         flag
-        for flag, on in (("null", field.null), ("auto_now", getattr(field, "auto_now", False)))
+        for flag, on in (
+            ("unique", field.unique),
+            ("null", field.null),
+            ("auto_now", getattr(field, "auto_now", False)),
+        )
         if on
     ]
     if field.default is not None:
-        flags.append(f"default={getattr(field.default, '__name__', None) or field.default!r}")
+        flags.append(f"default={_describe_default(field.default)}")
     return f"{text} ({', '.join(flags)})" if flags else text
+
+
+def _describe_default(default: Any) -> str:
+    """A value default as its repr; a callable as the call made per record."""
+    if not callable(default):
+        return repr(default)
+    name = getattr(default, "__name__", None)
+    return f"{name}()" if isinstance(name, str) else f"<callable {default!r}>"
 
 
 def _label(model: type) -> str:

@@ -24,18 +24,20 @@ of records or of matches, except where said):
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from . import errors
-from .attributes import Attribute, AutoUUID, PendingPointer, Pointer
+from .attributes import Attribute, AutoUUID, DateTime, PendingPointer, Pointer
+from .checking import IndexReport, check_index
 from .connections import configure
-from .indexes import entries_for, range_name
+from .indexes import class_name, range_name
 from .keys import parse_record_key
 from .query import (
+    RANGE_OPS,
     Compiled,
     Lookup,
     _is_nan,
@@ -44,7 +46,7 @@ from .query import (
     lookup_matches,
     parse_lookups,
 )
-from .storage import LoadRequest, Order, Plan, Storage
+from .storage import AllIds, LoadRequest, Members, Order, Plan, Storage
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .model import ActiveRecord
@@ -67,27 +69,6 @@ class ManagerDescriptor:
         if owner is Manager.model_base:
             raise AttributeError("ActiveRecord itself has no records; use a model class")
         return Manager(owner)
-
-
-@dataclass
-class IndexReport:
-    """What :meth:`Manager.check` found.
-
-    :param checked: records examined.
-    :param missing: ids of records with no index data (never indexed).
-    :param stale: ids of records whose index data differs from their values.
-    :param orphans: ids in the index with no record behind them.
-    """
-
-    checked: int = 0
-    missing: list[str] = field(default_factory=list)
-    stale: list[str] = field(default_factory=list)
-    orphans: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when the index matches the records exactly."""
-        return not (self.missing or self.stale or self.orphans)
 
 
 class Manager(Generic[M]):
@@ -156,8 +137,10 @@ class Manager(Generic[M]):
         pk_field = self.model._fields[self.model._primary_key]
         keys = [str(pk_field.clean(value, self.model.__name__)) for value in ids]
         found: list[M | None] = []
+        gone: set[str] = set()  # deleted pointer targets, reported once per call
         for start in range(0, len(keys), ResultSet.batch_size):
-            found.extend(load_many(self.model, keys[start : start + ResultSet.batch_size]))
+            batch = keys[start : start + ResultSet.batch_size]
+            found.extend(load_many(self.model, batch, gone=gone))
         return found
 
     def all(self) -> ResultSet[M]:
@@ -285,34 +268,14 @@ class Manager(Generic[M]):
     def check(
         self, batch_size: int = 500, progress: Callable[[int], object] | None = None
     ) -> IndexReport:
-        """Compare the model's index data with its stored records; change nothing.
+        """Compare the model's index data with its stored records, in both
+        directions and in bounded memory; change nothing.  See
+        :mod:`repocket.checking` for what is compared.
 
-        :param progress: called with the number of records of each batch done.
+        :param progress: called with the number of records of each batch of
+            the id index done.
         """
-        model = self.model
-        storage = configure.storage()
-        report = IndexReport()
-        stored: set[str] = set()
-        for batch in _batched(storage.iter_stored_ids(model._collection, batch_size), batch_size):
-            fresh = [i for i in dict.fromkeys(batch) if i not in stored]
-            stored.update(fresh)
-            records = [r for r in load_many(model, fresh, with_pointers=False) if r is not None]
-            remembered = storage.read_index_entries(
-                model._collection, [str(r._values[model._primary_key]) for r in records]
-            )
-            for record, terms in zip(records, remembered, strict=True):
-                report.checked += 1
-                record_id = str(record._values[model._primary_key])
-                if terms is None:
-                    report.missing.append(record_id)
-                elif terms != entries_for(model, record._values):
-                    report.stale.append(record_id)
-            if progress is not None:
-                progress(len(fresh))
-        indexed = set(storage.iter_ids(model._collection, batch_size))
-        report.orphans = sorted(indexed - stored)
-        report.missing.extend(sorted(i for i in stored - indexed if i not in report.missing))
-        return report
+        return check_index(self.model, batch_size, progress)
 
 
 class ResultSet(Generic[M]):
@@ -370,10 +333,25 @@ class ResultSet(Generic[M]):
         so on; records equal in every field come by id, ascending or
         descending as the first field is.  ``None`` (and NaN) sorts before
         every value.
+
+        :raises UnknownFieldError: a name is not a field of the model.
+        :raises ValidationError: a field's values have no order (a JSON
+            field: documents do not compare), refused here rather than when
+            two records are compared.
         """
+        model = self.model
         for spec in fields:
-            self.model._field(spec[1:] if spec.startswith("-") else spec)
-        return ResultSet(self.model, self._lookups, self._excludes, tuple(fields))
+            name = spec[1:] if spec.startswith("-") else spec
+            attribute = model._field(name)
+            if not attribute.orderable:
+                raise errors.ValidationError(
+                    f"cannot order by {model.__name__}.{name}: it is a "
+                    f"{type(attribute).__name__} field, whose values (documents) have no "
+                    f"order; order by another field",
+                    model=model.__name__,
+                    field=name,
+                )
+        return ResultSet(model, self._lookups, self._excludes, tuple(fields))
 
     # -- running -------------------------------------------------------------------
 
@@ -384,15 +362,19 @@ class ResultSet(Generic[M]):
             return len(self._cache)
         storage = configure.storage()
         compiled = self._compile()
+        counted: int | None = None
         if compiled.exact and self._pk_ids() is None:
             collection = self.model._collection
             guard = compiled.guard
             if guard is None:
-                return storage.count_ids(collection, compiled.plan)
-            counted = storage.count_ids_unless(collection, guard, compiled.plan)
-            if counted is not None:
-                return counted
-        return sum(1 for _ in self._unordered(storage))
+                counted = storage.count_ids(collection, compiled.plan)
+            else:
+                counted = storage.count_ids_unless(collection, guard, compiled.plan)
+        if counted is None:
+            counted = sum(1 for _ in self._unordered(storage))
+        if not counted:
+            self._explain_empty(storage)
+        return counted
 
     def exists(self) -> bool:
         """Whether any record matches (one round trip when the lookups are indexed)."""
@@ -400,11 +382,16 @@ class ResultSet(Generic[M]):
             return bool(self._cache)
         storage = configure.storage()
         compiled = self._compile()
+        found: bool | None = None
         if compiled.exact and self._pk_ids() is None:
-            found = self._page_ids(storage, compiled, None, 0, 1)
-            if found is not None:
-                return bool(found)
-        return next(iter(self._unordered(storage)), None) is not None
+            page = self._page_ids(storage, compiled, None, 0, 1)
+            if page is not None:
+                found = bool(page)
+        if found is None:
+            found = next(iter(self._unordered(storage)), None) is not None
+        if not found:
+            self._explain_empty(storage)
+        return found
 
     def first(self) -> M | None:
         """The first record in the result's order, or ``None``."""
@@ -425,22 +412,37 @@ class ResultSet(Generic[M]):
         holds one batch at a time; other orderings sort every match in memory.
         """
         storage = configure.storage()
+        # targets found deleted by this query: each is reported once
+        gone: set[str] = set()
+        found = False
         if self._pk_ids() is None:
             order = self._server_order(storage)
             if order is not None or not self._ordering:
-                yield from self._verified(storage, self._compile().candidates, order, batch_size)
+                for record in self._verified(
+                    storage, self._compile().candidates, order, batch_size, gone
+                ):
+                    found = True
+                    yield record
+                if not found:
+                    self._explain_empty(storage)
                 return
-        yield from self._sorted(list(self._unordered(storage, batch_size)))
+        records = self._sorted(list(self._unordered(storage, batch_size, gone)))
+        if not records:
+            self._explain_empty(storage)
+        yield from records
 
-    def _unordered(self, storage: Storage, batch_size: int | None = None) -> Iterator[M]:
+    def _unordered(
+        self, storage: Storage, batch_size: int | None = None, gone: set[str] | None = None
+    ) -> Iterator[M]:
         """The matches, in no particular order."""
+        gone = set() if gone is None else gone
         ids = self._pk_ids()
         if ids is not None:
             # lookups on the primary key name the records: load just those
             for batch in _batched(ids, batch_size or self.batch_size):
-                yield from self._load_verified(batch)
+                yield from self._load_verified(batch, gone)
             return
-        yield from self._verified(storage, self._compile().candidates, None, batch_size)
+        yield from self._verified(storage, self._compile().candidates, None, batch_size, gone)
 
     def _pk_ids(self) -> list[str] | None:
         """The ids that ``id=`` / ``id__in=`` lookups allow, or ``None`` when
@@ -563,25 +565,87 @@ class ResultSet(Generic[M]):
         name = self._order_field()
         if compiled.exact and (name is not None or not self._ordering) and self._pk_ids() is None:
             limit = None if stop is None else stop - start
-            ids = self._page_ids(configure.storage(), compiled, name, start, limit)
+            storage = configure.storage()
+            ids = self._page_ids(storage, compiled, name, start, limit)
             if ids is not None:
-                return self._load_verified(ids)
+                page = self._load_verified(ids, set())
+                if not page:
+                    self._explain_empty(storage)
+                return page
         return list(itertools.islice(self.iterator(), start, stop))
 
     def _verified(
-        self, storage: Storage, plan: Plan, order: Order | None, batch_size: int | None = None
+        self,
+        storage: Storage,
+        plan: Plan,
+        order: Order | None,
+        batch_size: int | None = None,
+        gone: set[str] | None = None,
     ) -> Iterator[M]:
-        """Load the plan's records in batches; keep those matching every lookup."""
+        """Load the plan's records in batches; keep those matching every lookup.
+
+        :param gone: the deleted pointer targets reported so far by the query
+            (each is reported once); added to.
+        """
         size = batch_size or self.batch_size
+        gone = set() if gone is None else gone
         ids = storage.iter_query_ids(self.model._collection, plan, order, size)
         for batch in _batched(ids, size):
-            yield from self._load_verified(batch)
+            yield from self._load_verified(batch, gone)
 
-    def _load_verified(self, ids: Sequence[str]) -> list[M]:
+    def _load_verified(self, ids: Sequence[str], gone: set[str]) -> list[M]:
         loaded = load_many(self.model, ids, with_pointers=False)
         matches = [record for record in loaded if record is not None and self._matches(record)]
-        resolve_pointers(matches)
+        resolve_pointers(matches, gone)
         return matches
+
+    def _explain_empty(self, storage: Storage) -> None:
+        """Refuse an empty result that only a naive/aware mismatch caused.
+
+        Python does not order naive and aware datetimes against each other,
+        so a range lookup on a DateTime matches only values of its bound's
+        kind.  When the field holds values of the other kind and none of the
+        bound's (``joined__gte="2024-02-01"`` on timestamps with an offset),
+        nothing could ever match: that is a mistake to report, not an empty
+        result.  Called only for empty results, so it costs nothing
+        otherwise; one or two round trips on a range-indexed field, a read of
+        the model's records on a field without the index (whose query read
+        them all already).
+
+        :raises ValidationError: naming the model, field and bound.
+        """
+        for lookup in self._lookups:
+            attribute = self.model._fields[lookup.field]
+            if lookup.op not in RANGE_OPS or not isinstance(attribute, DateTime):
+                continue
+            bound: datetime.datetime = lookup.value
+            aware = bound.utcoffset() is not None
+            if self._holds_kind(storage, lookup.field, aware) or not self._holds_kind(
+                storage, lookup.field, not aware
+            ):
+                continue
+            raise errors.ValidationError(
+                _kind_mismatch(self.model, lookup, aware),
+                model=self.model.__name__,
+                field=lookup.field,
+                value=bound,
+            )
+
+    def _holds_kind(self, storage: Storage, name: str, aware: bool) -> bool:
+        """Whether any record's DateTime ``name`` is aware (or naive)."""
+        model = self.model
+        if "range" in model._fields[name].indexes:
+            tag = "aware" if aware else "naive"
+            return storage.count_ids(model._collection, Members(class_name(name, tag))) > 0
+        size = self.batch_size
+        for batch in _batched(
+            storage.iter_query_ids(model._collection, AllIds(), None, size), size
+        ):
+            for record in load_many(model, batch, with_pointers=False):
+                value = record._values[name] if record is not None else None
+                if value is not None and (value.utcoffset() is not None) == aware:
+                    return True
+        return False
 
     def _matches(self, record: ActiveRecord) -> bool:
         if not _matches_all(record, self._lookups):
@@ -610,6 +674,25 @@ class ResultSet(Generic[M]):
         return records
 
 
+def _kind_mismatch(model: type, lookup: Lookup, aware: bool) -> str:
+    """Why a DateTime range lookup can match nothing, and how to fix it."""
+    bound: datetime.datetime = lookup.value
+    label = f"{model.__name__}.{lookup.field}"
+    if aware:
+        held, kind, other = "naive datetimes (without a UTC offset)", "aware", "naive"
+        fixed = bound.replace(tzinfo=None).isoformat()
+        hint = f"a naive bound, e.g. {fixed!r} (the same wall time without its offset)"
+    else:
+        held, kind, other = "aware datetimes (with a UTC offset)", "naive", "aware"
+        fixed = bound.replace(tzinfo=datetime.timezone.utc).isoformat()
+        hint = f"the bound an offset, e.g. {fixed!r} for UTC"
+    return (
+        f"{label} holds only {held}, but the bound of {lookup.field}__{lookup.op}, "
+        f"{bound.isoformat()}, is {kind}: {kind} and {other} datetimes do not compare, "
+        f"so nothing could match; give {hint}"
+    )
+
+
 def _lookup_text(lookup: Lookup) -> str:
     suffix = "" if lookup.op == "eq" else f"__{lookup.op}"
     return f"{lookup.field}{suffix}={lookup.value!r}"
@@ -631,11 +714,17 @@ def _batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
 # ---------------------------------------------------------------------------
 
 
-def load_many(model: type[M], ids: Sequence[str], *, with_pointers: bool = True) -> list[M | None]:
+def load_many(
+    model: type[M],
+    ids: Sequence[str],
+    *,
+    with_pointers: bool = True,
+    gone: set[str] | None = None,
+) -> list[M | None]:
     """Load records of ``model`` by id in one round trip (``None`` for missing ones).
 
     With ``with_pointers`` their Pointer fields are then loaded in one
-    more round trip for the whole batch.
+    more round trip for the whole batch (``gone``: see :func:`resolve_pointers`).
     """
     storage = configure.storage()
     stored = storage.load_records(
@@ -643,15 +732,19 @@ def load_many(model: type[M], ids: Sequence[str], *, with_pointers: bool = True)
     )
     records = [model._from_stored(item) if item is not None else None for item in stored]
     if with_pointers:
-        resolve_pointers([r for r in records if r is not None])
+        resolve_pointers([r for r in records if r is not None], gone)
     return records
 
 
-def resolve_pointers(records: Sequence[ActiveRecord]) -> None:
+def resolve_pointers(records: Sequence[ActiveRecord], gone: set[str] | None = None) -> None:
     """Load the targets of the records' pending pointers, in one round trip.
 
     The targets' own pointers stay pending (loaded when read), so a chain of
-    references is never walked eagerly.
+    references is never walked eagerly.  A target that no longer exists
+    loads as ``None`` and is logged once, however many records point to it.
+
+    :param gone: the deleted targets a query already reported, over its
+        earlier batches: not reported again; the new ones are added.
     """
     wanted: dict[str, tuple[Pointer, list[tuple[ActiveRecord, str]]]] = {}
     for record in records:
@@ -668,12 +761,15 @@ def resolve_pointers(records: Sequence[ActiveRecord]) -> None:
         collection, record_id = parse_record_key(key)
         requests.append(LoadRequest(collection, record_id, field.to_model._stream_fields))
     stored = configure.storage().load_records(requests)
+    reported = set() if gone is None else gone
     for (key, (field, holders)), item in zip(wanted.items(), stored, strict=True):
+        if item is None and key not in reported:
+            reported.add(key)
+            record, name = holders[0]
+            _warn_dangling(type(record).__name__, name, key, once=True)
         for record, name in holders:
             # One instance per holder: records loaded together stay independent.
             target = field.to_model._from_stored(item) if item is not None else None
-            if target is None:
-                _warn_dangling(type(record).__name__, name, key)
             record._values[name] = target
 
 
@@ -688,9 +784,15 @@ def load_pointer(field: Pointer, key: str, model_name: str) -> Any:
     return target._from_stored(item)
 
 
-def _warn_dangling(model_name: str, field_name: str, key: str) -> None:
+def _warn_dangling(model_name: str, field_name: str, key: str, once: bool = False) -> None:
+    # a query reports a target once, however many records point to it: a
+    # deleted author of 500 posts is one fact, not 500
     logger.warning(
-        "%s.%s points to %s, which no longer exists; loaded as None", model_name, field_name, key
+        "%s.%s points to %s, which no longer exists; loaded as None%s",
+        model_name,
+        field_name,
+        key,
+        " (reported once per query, for every record pointing to it)" if once else "",
     )
 
 

@@ -24,7 +24,17 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from . import errors, serialization
-from .attributes import Attribute, AutoUUID, ByteStream, Float, Integer, PendingPointer, Pointer
+from .attributes import (
+    Attribute,
+    AutoUUID,
+    Bytes,
+    ByteStream,
+    Float,
+    Integer,
+    PendingPointer,
+    Pointer,
+    Unicode,
+)
 from .connections import configure
 from .indexes import entries_for, field_entries
 from .keys import Collection
@@ -63,9 +73,11 @@ class Metadata:
     __slots__ = (
         "collection",
         "decoders",
+        "defaulted",
         "fields",
         "hash_fields",
         "indexed",
+        "initial",
         "model",
         "pointer_fields",
         "primary_key",
@@ -86,12 +98,35 @@ class Metadata:
         )
         #: (name, attribute) of every field with an index
         self.indexed = tuple((n, f) for n, f in fields.items() if f.indexes)
+        # a new instance's values before it is given any: every field, in
+        # order, holding its initial value where that is the same immutable
+        # constant for every instance (None, "", b""); the others ("defaulted":
+        # a default, or a type's own initial value) are computed per instance
+        self.defaulted = tuple((n, f) for n, f in fields.items() if not _constant_initial(f))
+        self.initial = {
+            n: None if f.null or (n, f) in self.defaulted else f.empty_value()
+            for n, f in fields.items()
+        }
         # per hash field: (name, attribute, the envelope text of its type
         # before and after the value, as bytes)
         self.decoders = tuple(
             (n, fields[n], *serialization.envelope_affixes(type(fields[n])), fields[n].json_type)
             for n in self.hash_fields
         )
+
+
+_CONSTANT_EMPTY = frozenset({Attribute.empty_value, Unicode.empty_value, Bytes.empty_value})
+
+
+def _constant_initial(field: Attribute) -> bool:
+    """Whether a new instance's value of ``field`` is always the same
+    immutable constant: no default, and repocket's own empty value."""
+    kind = type(field)
+    return (
+        field.default is None
+        and kind.initial_value is Attribute.initial_value
+        and (field.null or kind.empty_value in _CONSTANT_EMPTY)
+    )
 
 
 # Names of the model API; a field with one of these names would hide it.
@@ -128,6 +163,8 @@ class ActiveRecordMeta(type):
             if isinstance(value, Attribute):
                 fields[attr_name] = value
         mcs._check_names(name, fields)
+        for field in fields.values():
+            field.check_default(name)
 
         primary = [
             field_name for field_name, field in fields.items() if isinstance(field, AutoUUID)
@@ -158,6 +195,12 @@ class ActiveRecordMeta(type):
         model._collection = meta.collection
         model._stream_fields = meta.stream_fields
         model._pointer_fields = meta.pointer_fields
+        # a plain dict: __setattr__ reads it on every assignment
+        model._field_setters = {
+            field_name: field
+            for field_name, field in fields.items()
+            if _class_attribute(cls, field_name) is field
+        }
 
         model.DoesNotExist = mcs._error_class(cls, bases, "DoesNotExist", errors.DoesNotExist)
         model.MultipleObjectsReturned = mcs._error_class(
@@ -206,6 +249,18 @@ class ActiveRecordMeta(type):
         )
 
 
+def _class_attribute(cls: type, name: str) -> Any:
+    """What ``cls`` defines as ``name`` (through its bases), without calling
+    any descriptor; ``_ABSENT`` when nothing."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    return _ABSENT
+
+
+_ABSENT: Any = object()
+
+
 def _make_appender(field_name: str) -> Callable[[ActiveRecord, Any], str]:
     def append(self: ActiveRecord, data: Any) -> str:
         return self._append_to_stream(field_name, data)
@@ -246,10 +301,23 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
     _collection: ClassVar[Collection]
     _stream_fields: ClassVar[tuple[str, ...]] = ()
     _pointer_fields: ClassVar[tuple[str, ...]] = ()
+    #: name -> field, for every field that is still the class attribute of
+    #: its name (not hidden by a subclass): assigning it calls the field
+    _field_setters: ClassVar[Mapping[str, Attribute]] = {}
     DoesNotExist: ClassVar[type[errors.DoesNotExist]]
     MultipleObjectsReturned: ClassVar[type[errors.MultipleObjectsReturned]]
 
     objects: ClassVar[ManagerDescriptor] = ManagerDescriptor()
+
+    # per instance: field name -> value; the streams assigned since the last
+    # load or save; whether the record is stored; the stored field texts as
+    # last loaded or saved (for if_unchanged); and whether a create's outcome
+    # is unknown (see __init__)
+    _values: dict[str, Any]
+    _dirty_streams: set[str]
+    _persisted: bool
+    _stored: Mapping[str, str | bytes] | None
+    _create_pending: bool
 
     if TYPE_CHECKING:  # pragma: no cover - typing only
         # The implicit ``id`` and the ``append_<name>()`` methods are added
@@ -271,22 +339,100 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
                 field=unknown[0],
                 value=kw[unknown[0]],
             )
-        self._values: dict[str, Any] = {}
-        self._dirty_streams: set[str] = set()
-        self._persisted = False
-        # the stored field texts as last loaded or saved (for if_unchanged)
-        self._stored: Mapping[str, str | bytes] | None = None
-        # a create whose outcome is unknown (the save failed after sending):
-        # saving again must be the same write, so that a retry of a create
-        # that did apply is recognised instead of storing a second record
-        self._create_pending = False
-        for name, field in cls._fields.items():
-            if name in kw:
-                setattr(self, name, kw[name])
-            else:
-                self._values[name] = field.initial_value()
-                if name in cls._stream_fields and self._values[name]:
-                    self._dirty_streams.add(name)
+        meta = cls._meta
+        values = dict(meta.initial)
+        dirty: set[str] = set()
+        for name, field in meta.defaulted:
+            if name not in kw:
+                values[name] = field.initial_value()
+                if name in cls._stream_fields and values[name]:
+                    dirty.add(name)
+        # The instance's own state, written to its dict past __setattr__
+        # (whose check these names would only pass, at a cost per name).
+        # ``_create_pending``: a create whose outcome is unknown (the save
+        # failed after sending): saving again must be the same write, so that
+        # a retry of a create that did apply is recognised instead of storing
+        # a second record.
+        state = {
+            "_values": values,
+            "_dirty_streams": dirty,
+            "_persisted": False,
+            "_stored": None,
+            "_create_pending": False,
+        }
+        if cls.__init__ is not ActiveRecord.__init__:
+            state = {**self.__dict__, **state}  # a subclass's __init__ may have set some
+        _set_instance_dict(self, state)
+        if kw:
+            setters = cls._field_setters
+            for name, field in cls._fields.items():  # in field order, as errors are
+                if name in kw:
+                    if name in setters:
+                        field.__set__(self, kw[name])  # what setattr() would call
+                    else:
+                        setattr(self, name, kw[name])
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Assign a field (validated by the field), or refuse a name that is
+        not one.
+
+        A misspelt field (``post.tittle = "New"``) raises
+        :class:`~repocket.errors.UnknownFieldError` naming the model's
+        fields, as ``Post(tittle="New")`` does, instead of quietly adding an
+        attribute that is never saved.  What stays assignable, as Python
+        allows it:
+
+        * fields;
+        * private names (starting with ``_``), for an instance's own state;
+        * names the class defines as a data descriptor (a ``property``, with
+          Python's own error when it has no setter), as another descriptor
+          that is not a method (``functools.cached_property``), or as a plain
+          value (``per_page = 20``: an instance may override a class default).
+
+        Assigning over a method (``save``, ``to_dict``, ``append_<stream>``,
+        your own methods, class and static methods), a class
+        (``DoesNotExist``), ``objects`` or any other callable the class
+        defines is refused too: it would hide the model's API on that one
+        instance, which is almost always a mistake.  To replace a method in a
+        test, patch the class (``mock.patch.object(Post, "save")``).
+
+        :raises UnknownFieldError: naming the model, the name and the value.
+        """
+        # Fields first, by their descriptor straight away: the common case
+        # costs one dict lookup more than it would without this method.
+        field = type(self)._field_setters.get(name)
+        if field is not None:
+            field.__set__(self, value)
+        elif name[:1] == "_":
+            _object_setattr(self, name, value)
+        else:
+            self._set_other(name, value)
+
+    def _set_other(self, name: str, value: Any) -> None:
+        """``__setattr__`` of a name that is neither a field nor private."""
+        cls = type(self)
+        found = _class_attribute(cls, name)
+        kind = type(found)
+        if found is not _ABSENT:
+            if hasattr(kind, "__set__") or hasattr(kind, "__delete__"):
+                _object_setattr(self, name, value)  # a property: Python's rules
+                return
+            if not (callable(found) or isinstance(found, classmethod) or name in _RESERVED):
+                # a plain class value, or a descriptor such as cached_property
+                _object_setattr(self, name, value)
+                return
+            what = "a class" if isinstance(found, type) else "a method"
+            if name in _RESERVED and not callable(found):
+                what = "part of the API"
+            message = (
+                f"{cls.__name__}.{name} is {what} of {cls.__name__}, not a field: "
+                f"an instance may not hide it; its fields are: {', '.join(cls._fields)}"
+            )
+        else:
+            message = (
+                f"{cls.__name__} has no field {name!r}; its fields are: {', '.join(cls._fields)}"
+            )
+        raise errors.UnknownFieldError(message, model=cls.__name__, field=name, value=value)
 
     @property
     def pk(self) -> Any:
@@ -385,15 +531,19 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         ), values
 
     def _saved(self, write: RecordWrite, values: dict[str, Any]) -> None:
-        self._values = values
-        self._persisted = True
-        self._create_pending = False
+        # once per record saved (bulk_create: thousands): the instance's own
+        # state is written to its dict, past __setattr__ (a Python call each)
+        state = self.__dict__
+        state["_values"] = values
+        state["_persisted"] = True
+        state["_create_pending"] = False
         self._dirty_streams.clear()
-        if self._stored is not None and len(self._stored) != len(write.fields):
+        stored = self._stored
+        if stored is not None and len(stored) != len(write.fields):
             # fields stored by an older version of the model stay stored
-            self._stored = {**self._stored, **write.fields}
+            state["_stored"] = {**stored, **write.fields}
         else:
-            self._stored = write.fields
+            state["_stored"] = write.fields
 
     def _index_write(self) -> RecordWrite:
         """A write of this loaded record's index data alone (for reindexing)."""
@@ -722,15 +872,25 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
             values[name] = bytes(stored.streams.get(name, b""))
         if values[meta.primary_key] is None:
             values[meta.primary_key] = AutoUUID.cast(stored.record_id)
-        instance._values = values
-        instance._dirty_streams = set()
-        instance._persisted = True
-        instance._stored = texts
-        instance._create_pending = False
+        _set_instance_dict(
+            instance,
+            {
+                "_values": values,
+                "_dirty_streams": set(),
+                "_persisted": True,
+                "_stored": texts,
+                "_create_pending": False,
+            },
+        )
         return instance
 
 
 _NOT_READ: Any = serialization.NOT_JSON
+_object_setattr = object.__setattr__
+# Sets a new instance's state past __setattr__ (which would cost a Python call
+# per name) in one C call.  A new dict, not items written into __dict__: an
+# instance dict built up item by item makes every later attribute read slower.
+_set_instance_dict = ActiveRecord.__dict__["__dict__"].__set__
 
 
 def _pending_pointer(field: Pointer, key: str, holder_key: str, name: str) -> PendingPointer:

@@ -30,6 +30,7 @@ is never wrong even where an index is approximate.
 from __future__ import annotations
 
 import datetime
+import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -59,11 +60,14 @@ __all__ = [
     "Compiled",
     "compile_lookups",
     "inexact_guard",
+    "warn_full_scan",
 ]
 
 RANGE_OPS = frozenset({"gt", "gte", "lt", "lte"})
 OPS = frozenset({"eq", "ne", "in", "startswith"}) | RANGE_OPS
 _NOTHING = Union(())
+
+logger = logging.getLogger("repocket")
 
 
 @dataclass(frozen=True)
@@ -240,7 +244,12 @@ def lookup_matches(attribute: Attribute, actual: Any, lookup: Lookup) -> bool:
 def _equal(actual: Any, expected: Any) -> bool:
     if expected is None or actual is None:
         return actual is None and expected is None
-    return bool(actual == expected)
+    try:
+        return bool(actual == expected)
+    except ArithmeticError:
+        # Decimal('sNaN') refuses even ==; one stored before assignment
+        # refused it equals nothing, as a quiet NaN does
+        return False
 
 
 def _is_nan(value: Any) -> bool:
@@ -260,10 +269,80 @@ def compile_lookups(
     lookups: tuple[Lookup, ...],
     excludes: tuple[tuple[Lookup, ...], ...] = (),
 ) -> Compiled:
-    """The plans of ``filter(*lookups)`` minus each ``exclude(*group)``."""
+    """The plans of ``filter(*lookups)`` minus each ``exclude(*group)``.
+
+    A query that must read every record of the model because a field it
+    looks up has no index logs a warning (see :func:`warn_full_scan`).
+    """
     strict, exact, inexact = _compile(model, lookups, excludes, loose=False)
     loose, _, _ = _compile(model, lookups, excludes, loose=True)
+    if isinstance(loose, AllIds):
+        warn_full_scan(model, lookups, excludes)
     return Compiled(strict, loose, exact, frozenset(inexact))
+
+
+# (model, field) pairs already warned about, for the life of the process
+_scans_warned: set[tuple[type, str]] = set()
+
+
+def warn_full_scan(
+    model: type[ActiveRecord],
+    lookups: tuple[Lookup, ...],
+    excludes: tuple[tuple[Lookup, ...], ...] = (),
+) -> None:
+    """Warn, once per model and field in a process, that a query on a field
+    without the index its lookup needs reads every record of the model.
+
+    Called for a query whose candidate records are all the model's records.
+    The result is still right (every loaded record is compared with the
+    lookups), but the cost grows with the model, not with the matches.  A
+    query reading records by id (``id=``, ``id__in=``) reads only those.
+    """
+    pk = model._meta.primary_key
+    if any(lk.field == pk and lk.op in ("eq", "in") for lk in lookups):
+        return
+    for lookup in (*lookups, *(lk for group in excludes for lk in group)):
+        key = (model, lookup.field)
+        if key in _scans_warned:
+            continue
+        needed = _needed_index(model._fields[lookup.field], lookup.op)
+        if needed is None:
+            continue
+        _scans_warned.add(key)
+        logger.warning("%s", _scan_message(model, lookup.field, lookup.op, needed))
+
+
+def _needed_index(attribute: Attribute, op: str) -> str | None:
+    """The index kind a lookup needs and the field lacks (``None``: it has it)."""
+    if op in ("eq", "ne", "in"):
+        return None if attribute.indexes & {"eq", "range"} else "eq"
+    if op == "startswith":
+        return None if "prefix" in attribute.indexes else "prefix"
+    return None if "range" in attribute.indexes else "range"
+
+
+def _scan_message(model: type[ActiveRecord], name: str, op: str, needed: str) -> str:
+    label = f"{model.__name__}.{name}"
+    lookup = name if op == "eq" else f"{name}__{op}"
+    kind = {"eq": "equality", "range": "range", "prefix": "prefix"}[needed]
+    cost = (
+        f"{label} has no {kind} index, so a query on {lookup} reads every "
+        f"{model.__name__} record and compares it in Python: its cost grows with the "
+        f"number of records, not of matches"
+    )
+    attribute = model._fields[name]
+    if needed not in attribute.supported_indexes:
+        how = (
+            f"{type(attribute).__name__} fields cannot be indexed for this lookup; "
+            f"narrow the query with a lookup on an indexed field as well"
+        )
+    else:
+        option = 'index="prefix"' if needed == "prefix" else "index=True"
+        how = (
+            f"declare the field with {option} and run {model.__name__}.objects.reindex() "
+            f"(or `repocket reindex`) once for the records already stored"
+        )
+    return f"{cost}; {how} (logged once per field)"
 
 
 def _compile(

@@ -158,8 +158,8 @@ def test_models_lists_each_model_with_its_fields_and_record_count(
     assert result.output.startswith(
         "repocket.testing.models.User: 2 records\n"
         "  id          AutoUUID\n"
-        "  name        Unicode\n"
-        "  house_name  Unicode\n"
+        "  name        Unicode (indexed: eq)\n"
+        "  house_name  Unicode (indexed: eq)\n"
         "  email       Bytes\n"
         "  password    Bytes\n"
         "  metadata    JSON\n"
@@ -168,10 +168,10 @@ def test_models_lists_each_model_with_its_fields_and_record_count(
     assert (
         "repocket.testing.models.Build: 1 record\n"
         "  id          AutoUUID\n"
-        "  project     Pointer -> repocket.testing.models.Project\n"
+        "  project     Pointer -> repocket.testing.models.Project (indexed: eq)\n"
     ) in result.output
     assert "repocket.testing.models.BlogPost: 0 records\n" in result.output
-    assert "  created_at  DateTime (auto_now)\n" in result.output
+    assert "  created_at  DateTime (indexed: range, auto_now)\n" in result.output
     assert "  log     ByteStream\n" in result.output
 
 
@@ -205,8 +205,8 @@ def test_models_imports_modules_from_the_current_directory(
     assert result.output == (
         f"{module}.Wand: 0 records\n"
         "  id      AutoUUID\n"
-        "  wood    Unicode (default='holly')\n"
-        "  length  Float (null)\n"
+        "  wood    Unicode (indexed: eq, default='holly')\n"
+        "  length  Float (indexed: range, null)\n"
     )
 
 
@@ -475,8 +475,8 @@ def test_check_passes_on_consistent_data(url: str, harry: models.User) -> None:
     result = invoke("check", "--url", url, "--import", "repocket.testing.models", "User")
     assert result.exit_code == 0, result.output
     assert (
-        "repocket.testing.models.User: ok: 1 checked, 0 missing, 0 stale, 0 orphaned"
-        in result.output
+        "repocket.testing.models.User: ok: 1 checked, 0 missing, 0 stale, 0 orphaned, "
+        "0 orphaned entries, 0 stray keys" in result.output
     )
 
 

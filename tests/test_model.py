@@ -203,7 +203,7 @@ def test_to_dict_simple_gives_json_safe_values() -> None:
         "house_name": "",
         "email": "harry@hogwards.uk",
         "password": "",
-        "metadata": '{"a": [1]}',
+        "metadata": {"a": [1]},
     }
     json.dumps(data)
 

@@ -45,7 +45,8 @@ records = st.fixed_dictionaries(
         "raw": binaries,
         "number": integers,
         "ratio": floats,
-        "amount": decimals,
+        # a signalling NaN is refused when assigned (it cannot be compared)
+        "amount": decimals.filter(lambda value: not value.is_snan()),
         "when": datetimes,
         "ref": uuids,
         "doc": json_documents.filter(lambda doc: doc is not None),

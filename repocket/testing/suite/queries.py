@@ -130,7 +130,13 @@ class QueryConformance(BackendSuite):
         assert names(Wizard.objects.filter(height=None)) == ["Luna Lovegood"]
 
     def test_naive_bounds_do_not_match_aware_values(self, wizards: dict[str, Wizard]) -> None:
-        assert list(Wizard.objects.filter(born__gte=datetime.datetime(1900, 1, 1))) == []
+        naive_bound = datetime.datetime(1900, 1, 1)
+        # every birth date is aware: a naive bound could match nothing, which
+        # is refused rather than returned as an empty result
+        with pytest.raises(ValidationError, match=r"Wizard\.born holds only aware datetimes"):
+            list(Wizard.objects.filter(born__gte=naive_bound))
+        Wizard.create(name="Colin Creevey", house="Gryffindor", born="1981-09-01")
+        assert names(Wizard.objects.filter(born__gte=naive_bound)) == ["Colin Creevey"]
 
     def test_startswith_uses_the_prefix_index(self, wizards: dict[str, Wizard]) -> None:
         assert sorted(names(Wizard.objects.filter(name__startswith="H"))) == [

@@ -1,0 +1,65 @@
+"""``repocket models`` shows what a new user needs to know about each field
+(tracker issue 10 item 14): which fields are indexed, and how, which are
+unique, and a callable default as a call rather than as the function's name."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from repocket.cli import main
+from repocket.connections import configure
+
+
+@pytest.fixture(autouse=True)
+def _reset_configuration():
+    yield
+    configure.reset()
+
+
+def test_models_shows_indexes_unique_fields_and_callable_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = f"cli_new_user_{uuid.uuid4().hex}"
+    (tmp_path / f"{module}.py").write_text(
+        "import functools\n"
+        "from repocket import ActiveRecord, attributes\n\n"
+        "class Shop(ActiveRecord):\n"
+        "    name = attributes.Unicode(unique=True)\n"
+        "    slug = attributes.Unicode(index='prefix')\n"
+        "    note = attributes.Unicode(index=False, default='none')\n"
+        "    stock = attributes.Integer(default=3)\n"
+        "    price = attributes.Decimal(null=True)\n"
+        "    token = attributes.Bytes(index=True)\n"
+        "    secret = attributes.Bytes()\n"
+        "    tags = attributes.JSON(default=list)\n"
+        "    extra = attributes.JSON(default=lambda: {'a': 1})\n"
+        "    label = attributes.Unicode(default=functools.partial(str, 'x'))\n"
+        "    opened = attributes.DateTime(auto_now=True)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    result = CliRunner().invoke(
+        main, ["models", "--url", "memory://", "--import", module], prog_name="repocket"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        f"{module}.Shop: 0 records\n"
+        "  id      AutoUUID\n"
+        "  name    Unicode (indexed: eq, unique)\n"
+        "  slug    Unicode (indexed: eq+prefix)\n"
+        "  note    Unicode (default='none')\n"
+        "  stock   Integer (indexed: range, default=3)\n"
+        "  price   Decimal (indexed: range, null)\n"
+        "  token   Bytes (indexed: eq)\n"
+        "  secret  Bytes\n"
+        "  tags    JSON (default=list())\n"
+        "  extra   JSON (default=<lambda>())\n"
+        "  label   Unicode (indexed: eq, "
+        "default=<callable functools.partial(<class 'str'>, 'x')>)\n"
+        "  opened  DateTime (indexed: range, auto_now)\n"
+    )
