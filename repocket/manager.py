@@ -218,6 +218,13 @@ class Manager(Generic[M]):
             chunk = prepared[start : start + size]
             try:
                 storage.save_records([write for write, _ in chunk])
+            except errors.StorageError:
+                # sent, outcome unknown: each new record keeps its id and
+                # values, so that bulk_create (or save()) again repeats the
+                # same create-only writes instead of storing them twice
+                for record, (write, values) in zip(records[start:], prepared[start:], strict=True):
+                    record._keep_pending_create(write, values)
+                raise
             except (errors.UniqueViolation, errors.ConflictError) as exc:
                 applied = set(exc.written)
                 refused = None

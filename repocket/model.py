@@ -489,9 +489,7 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         except errors.UniqueViolation as exc:
             raise self._unique_violation(exc, values) from exc
         except errors.StorageError:
-            if write.new and not self._persisted:
-                self._values = values  # the retry sends exactly this write again
-                self._create_pending = True
+            self._keep_pending_create(write, values)
             raise
         self._saved(write, values)
         return self._keys()
@@ -529,6 +527,13 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         return RecordWrite(
             cls._collection, record_id, encoded, streams, entries, claims, new, expected
         ), values
+
+    def _keep_pending_create(self, write: RecordWrite, values: dict[str, Any]) -> None:
+        """After a create failed with its outcome unknown: keep what was
+        sent, so that saving again is the same (create-only) write."""
+        if write.new and not self._persisted:
+            self._values = values
+            self._create_pending = True
 
     def _saved(self, write: RecordWrite, values: dict[str, Any]) -> None:
         # once per record saved (bulk_create: thousands): the instance's own

@@ -146,6 +146,26 @@ class WriteConformance(BackendSuite):
         assert BlogPost.objects.count() == 1
         assert BlogPost.objects.get(id=first_id) == post
 
+    def test_a_bulk_create_retried_after_a_lost_reply_stores_each_record_once(
+        self, storage: Storage, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        posts = [BlogPost(title=f"post {i}") for i in range(5)]
+        real = storage.save_records
+
+        def failing_batch(writes: Any) -> None:
+            real(writes)  # applied, but the reply is lost
+            raise StorageConnectionError("the connection dropped (simulated by the test)")
+
+        monkeypatch.setattr(storage, "save_records", failing_batch)
+        with pytest.raises(StorageError):
+            BlogPost.objects.bulk_create(posts)
+        first_ids = [post.id for post in posts]
+        assert None not in first_ids
+        monkeypatch.undo()
+        BlogPost.objects.bulk_create(posts)
+        assert [post.id for post in posts] == first_ids
+        assert ids(BlogPost.objects.all()) == sorted(str(i) for i in first_ids)
+
     def test_a_create_retried_after_a_lost_request_is_stored_once(
         self, storage: Storage, monkeypatch: pytest.MonkeyPatch
     ) -> None:
