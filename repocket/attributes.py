@@ -1058,7 +1058,10 @@ def uuid7() -> _uuid.UUID:
     value = (millis & 0xFFFF_FFFF_FFFF) << 80 | rand & ((1 << 80) - 1)
     value = value & ~(0xF << 76) | 0x7 << 76  # version 7
     value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 9562 variant
-    return _uuid.UUID(int=value)
+    made = _new_uuid(_uuid.UUID)  # UUID(int=value), without __init__'s checks
+    _set_slot(made, "int", value)
+    _set_slot(made, "is_safe", _uuid.SafeUUID.unknown)
+    return made
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:

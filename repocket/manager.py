@@ -43,6 +43,7 @@ from .query import (
     _is_nan,
     compile_lookups,
     inexact_guard,
+    lookup_matcher,
     lookup_matches,
     parse_lookups,
 )
@@ -311,6 +312,15 @@ class ResultSet(Generic[M]):
         self._excludes = excludes
         self._ordering = ordering
         self._compiled: Compiled | None = None
+        # per lookup, (field, function telling whether a value matches); made
+        # on first use, for the lookups and for each exclude() group
+        self._matchers: (
+            tuple[
+                list[tuple[str, Callable[[Any], bool]]],
+                list[list[tuple[str, Callable[[Any], bool]]]],
+            ]
+            | None
+        ) = None
         self._cache: list[M] | None = None
 
     # -- building --------------------------------------------------------------------
@@ -655,9 +665,23 @@ class ResultSet(Generic[M]):
         return False
 
     def _matches(self, record: ActiveRecord) -> bool:
-        if not _matches_all(record, self._lookups):
-            return False
-        return not any(_matches_all(record, group) for group in self._excludes)
+        matchers = self._matchers
+        if matchers is None:
+            fields = self.model._meta.fields
+            matchers = self._matchers = (
+                [(lk.field, lookup_matcher(fields[lk.field], lk)) for lk in self._lookups],
+                [
+                    [(lk.field, lookup_matcher(fields[lk.field], lk)) for lk in group]
+                    for group in self._excludes
+                ],
+            )
+        values = record._values
+        for name, matches in matchers[0]:
+            if not matches(values[name]):
+                return False
+        return not any(
+            all(matches(values[name]) for name, matches in group) for group in matchers[1]
+        )
 
     def _sorted(self, records: list[M]) -> list[M]:
         pk = self.model._primary_key

@@ -32,12 +32,12 @@ from __future__ import annotations
 import datetime
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import errors
-from .attributes import Attribute, Pointer, Unicode
+from .attributes import Attribute, Integer, Pointer, Unicode
 from .indexes import (
     PREFIX_LENGTH,
     class_name,
@@ -57,6 +57,7 @@ __all__ = [
     "parse_lookups",
     "prepare_value",
     "lookup_matches",
+    "lookup_matcher",
     "Compiled",
     "compile_lookups",
     "inexact_guard",
@@ -204,6 +205,40 @@ def prepare_value(model: type[ActiveRecord], attribute: Attribute, value: Any) -
 # ---------------------------------------------------------------------------
 # checking loaded records
 # ---------------------------------------------------------------------------
+
+
+def lookup_matcher(attribute: Attribute, lookup: Lookup) -> Callable[[Any], bool]:
+    """A function telling whether a loaded value satisfies ``lookup``: the
+    same answers as :func:`lookup_matches`, made once per query.
+
+    Integer and Unicode values are ``None``, an ``int`` or a ``str``: no NaN,
+    no naive/aware datetimes, no pointers, so plain comparisons are exact
+    for them; every other type goes through :func:`lookup_matches`.
+    """
+    op, expected = lookup.op, lookup.value
+    if type(attribute) in (Integer, Unicode):
+        if op == "eq":
+            if expected is None:
+                return _is_none
+            return lambda actual: actual == expected
+        if op == "in":
+            return frozenset(expected).__contains__
+        if op == "ne":
+            return lambda actual: not (actual is None if expected is None else actual == expected)
+        if op == "startswith":
+            return lambda actual: actual is not None and actual.startswith(expected)
+        if op == "gt":
+            return lambda actual: actual is not None and actual > expected
+        if op == "gte":
+            return lambda actual: actual is not None and actual >= expected
+        if op == "lt":
+            return lambda actual: actual is not None and actual < expected
+        return lambda actual: actual is not None and actual <= expected
+    return lambda actual: lookup_matches(attribute, actual, lookup)
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
 
 
 def lookup_matches(attribute: Attribute, actual: Any, lookup: Lookup) -> bool:
