@@ -39,6 +39,9 @@ setup(
             "ruff>=0.5",
             "mypy>=1.10",
             "hiredis>=2.0",
+            # the suite builds the docs and runs their examples
+            "sphinx>=7.2",
+            "furo>=2024.1.29",
         ],
         "docs": [
             "sphinx>=7.2",

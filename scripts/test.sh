@@ -5,10 +5,15 @@
 #
 # Needs Python 3.10+.  The redis backend is tested against a real
 # redis-server, which this script installs from Debian's packages when it is
-# missing (as root, or with sudo).  The virtual environment is .venv, or
-# $REPOCKET_VENV; repocket is installed there with its test and docs extras,
-# because the suite also runs the documentation's examples, builds the docs
-# with Sphinx (warnings are errors) and builds and installs the wheel.
+# missing (as root, or with sudo).
+#
+# The tests get their own virtual environment, .venv-test (or
+# $REPOCKET_VENV), apart from the README's .venv, where repocket is
+# installed as an application installs it: an editable install there would
+# let the clone's folder shadow the package for Python run from its parent.
+# repocket is installed editable in .venv-test with its test and docs
+# extras, because the suite also runs the documentation's examples, builds
+# the docs with Sphinx (warnings are errors) and builds and installs the wheel.
 #
 # The SQLite backend plugin (backends/repocket-sqlite) is then installed as
 # a real distribution (not editable), so that the conformance suite finds it
@@ -23,7 +28,7 @@ if ! command -v redis-server >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
 fi
 
-VENV="${REPOCKET_VENV:-.venv}"
+VENV="${REPOCKET_VENV:-.venv-test}"
 PYTHON="${PYTHON:-python3}"
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"

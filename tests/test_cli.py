@@ -20,7 +20,7 @@ from repocket.connections import configure
 from repocket.storage import register_backend
 
 from . import models
-from .servers import RedisServer, _free_port
+from .servers import RedisServer
 
 
 @pytest.fixture(autouse=True)
@@ -131,11 +131,18 @@ def test_ping_reads_the_url_from_the_environment(redis_server: RedisServer) -> N
     assert f"redis at 127.0.0.1:{redis_server.port}" in result.output
 
 
-def test_ping_fails_clearly_when_the_server_is_unreachable() -> None:
-    port = _free_port()
-    result = invoke("ping", "--url", f"redis://127.0.0.1:{port}/0")
+@pytest.fixture
+def nowhere(tmp_path: Path) -> str:
+    """A unix socket nothing listens on: a fresh, empty directory's, so the
+    test depends on no port being closed."""
+    return f"unix://{tmp_path / 'nothing.sock'}"
+
+
+def test_ping_fails_clearly_when_the_server_is_unreachable(nowhere: str) -> None:
+    result = invoke("ping", "--url", nowhere)
     assert result.exit_code == 1
-    assert result.output.startswith(f"Error: cannot reach redis at 127.0.0.1:{port} (db 0)")
+    path = nowhere.removeprefix("unix://")
+    assert result.output.startswith(f"Error: cannot reach redis at unix socket {path} (db 0)")
     assert "Traceback" not in result.output
 
 
@@ -231,16 +238,10 @@ def test_models_needs_an_import() -> None:
     assert "Missing option '--import'" in result.output
 
 
-def test_models_fails_clearly_when_the_server_is_unreachable() -> None:
-    result = invoke(
-        "models",
-        "--url",
-        f"redis://127.0.0.1:{_free_port()}/0",
-        "--import",
-        "repocket.testing.models",
-    )
+def test_models_fails_clearly_when_the_server_is_unreachable(nowhere: str) -> None:
+    result = invoke("models", "--url", nowhere, "--import", "repocket.testing.models")
     assert result.exit_code == 1
-    assert result.output.startswith("Error: cannot reach redis at 127.0.0.1:")
+    assert result.output.startswith("Error: cannot reach redis at unix socket ")
 
 
 def test_inspect_prints_each_stored_envelope_and_its_decoded_value(
@@ -355,18 +356,18 @@ def test_inspect_fails_when_the_record_does_not_exist(url: str) -> None:
     )
 
 
-def test_inspect_fails_clearly_when_the_server_is_unreachable() -> None:
-    port = _free_port()
+def test_inspect_fails_clearly_when_the_server_is_unreachable(nowhere: str) -> None:
     result = invoke(
         "inspect",
         "--url",
-        f"redis://127.0.0.1:{port}/0",
+        nowhere,
         "repocket.testing.models.User",
         "970773fa-4de1-11e5-86f4-6c4008a70392",
     )
+    path = nowhere.removeprefix("unix://")
     assert result.exit_code == 1
     assert result.output.startswith(
-        f"Error: cannot reach redis at 127.0.0.1:{port} (db 0) while trying to read "
+        f"Error: cannot reach redis at unix socket {path} (db 0) while trying to read "
         "repocket:repocket.testing.models:User:970773fa-4de1-11e5-86f4-6c4008a70392: "
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import fakeredis
 import pytest
 import redis
@@ -20,7 +22,7 @@ from repocket.errors import (
 )
 
 from .models import User
-from .servers import RedisServer, _free_port
+from .servers import RedisServer
 
 
 @pytest.fixture(autouse=True)
@@ -142,10 +144,14 @@ def test_from_url_with_an_unknown_scheme_lists_the_available_ones() -> None:
 
 
 def test_a_refused_connection_names_host_and_port_and_keeps_the_cause() -> None:
-    port = _free_port()
-    configure.connection_pool(hostname="127.0.0.1", port=port, retry=no_retry())
-    with pytest.raises(StorageConnectionError) as info:
-        User.create(name="Harry")
+    # a port this test holds bound without listening: connections to it are
+    # refused, and nothing else can take it meanwhile
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        configure.connection_pool(hostname="127.0.0.1", port=port, retry=no_retry())
+        with pytest.raises(StorageConnectionError) as info:
+            User.create(name="Harry")
     assert f"127.0.0.1:{port}" in str(info.value)
     assert isinstance(info.value, ConnectionError) and isinstance(info.value, RepocketError)
     assert isinstance(info.value.__cause__, redis.exceptions.ConnectionError)
