@@ -14,7 +14,7 @@ OPS = ["eq", "ne", "gt", "gte", "lt", "lte"]
 
 
 @given(
-    op=st.sampled_from(OPS + ["in"]),
+    op=st.sampled_from([*OPS, "in"]),
     actual=st.none() | st.integers(),
     expected=st.none() | st.integers(),
     others=st.lists(st.none() | st.integers(), max_size=3),
@@ -28,7 +28,7 @@ def test_integer_matchers_agree_with_lookup_matches(op, actual, expected, others
 
 
 @given(
-    op=st.sampled_from(OPS + ["in", "startswith"]),
+    op=st.sampled_from([*OPS, "in", "startswith"]),
     actual=st.none() | st.text(max_size=4),
     expected=st.none() | st.text(max_size=4),
     others=st.lists(st.none() | st.text(max_size=4), max_size=3),
