@@ -140,7 +140,7 @@ class Attribute:
         unsupported = chosen - self.supported_indexes
         if unsupported or not chosen:
             raise RepocketActiveRecordDefinitionError(
-                f"a {type(self).__name__} field cannot have "
+                f"{a_or_an(type(self).__name__)} field cannot have "
                 f"{', '.join(sorted(unsupported)) or 'an'} index; it supports: "
                 f"{', '.join(sorted(self.supported_indexes)) or 'none'}"
             )
@@ -970,7 +970,9 @@ class Pointer(Attribute):
         if isinstance(value, PendingPointer):
             return value
         if not isinstance(value, target):
-            raise TypeError(f"expected a {target.__name__} instance, got {type(value).__name__}")
+            raise TypeError(
+                f"expected {a_or_an(target.__name__)} instance, got {type(value).__name__}"
+            )
         return value
 
     @classmethod
@@ -1062,6 +1064,13 @@ def uuid7() -> _uuid.UUID:
     _set_slot(made, "int", value)
     _set_slot(made, "is_safe", _uuid.SafeUUID.unknown)
     return made
+
+
+def a_or_an(word: str) -> str:
+    """``word`` with its indefinite article: "an Integer", "a Unicode", "an Author"."""
+    # a leading "u" is taken as sounding "you" (Unicode, UUID, User)
+    vowel_sound = word[:1].lower() in ("a", "e", "i", "o")
+    return f"{'an' if vowel_sound else 'a'} {word}"
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:

@@ -34,6 +34,7 @@ from .attributes import (
     PendingPointer,
     Pointer,
     Unicode,
+    a_or_an,
 )
 from .connections import configure
 from .indexes import entries_for, field_entries
@@ -177,7 +178,7 @@ class ActiveRecordMeta(type):
         if not primary:
             if "id" in fields:
                 raise errors.RepocketActiveRecordDefinitionError(
-                    f"{name}.id is a {type(fields['id']).__name__}, but a model without "
+                    f"{name}.id is {a_or_an(type(fields['id']).__name__)}, but a model without "
                     f"an AutoUUID gets an implicit 'id = AutoUUID()'; declare "
                     f"id = attributes.AutoUUID() or rename the field"
                 )
@@ -617,7 +618,7 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         field = cls._field(name)
         if not isinstance(field, (Integer, Float)) or name == cls._primary_key:
             raise errors.ValidationError(
-                f"{cls.__name__}.{name} is a {type(field).__name__} field; increment() "
+                f"{cls.__name__}.{name} is {a_or_an(type(field).__name__)} field; increment() "
                 f"applies to Integer and Float fields",
                 model=cls.__name__,
                 field=name,

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import errors
-from .attributes import Attribute, Integer, Pointer, Unicode
+from .attributes import Attribute, Integer, Pointer, Unicode, a_or_an
 from .indexes import (
     PREFIX_LENGTH,
     class_name,
@@ -152,7 +152,7 @@ def _parse_one(model: type[ActiveRecord], key: str, value: Any) -> Lookup:
     label = f"{model.__name__}.{name}"
     if op in RANGE_OPS and "range" not in attribute.supported_indexes:
         raise errors.ValidationError(
-            f"{label} is a {type(attribute).__name__} field; __{op} applies to Integer, "
+            f"{label} is {a_or_an(type(attribute).__name__)} field; __{op} applies to Integer, "
             f"Float, Decimal and DateTime fields",
             model=model.__name__,
             field=name,
