@@ -800,6 +800,8 @@ class RedisStorage(Storage):
             for shard in self._shards(collection):
                 pattern = glob_escape(shard.record_prefix) + "*"
                 for key in self._client.scan_iter(match=pattern, count=batch_size):
+                    if not _is_utf8(key):
+                        continue  # not repocket's: iter_stray_keys reports it
                     text = _text(key)
                     if STREAM_INFIX not in text:
                         yield text[len(shard.record_prefix) :]
@@ -880,10 +882,16 @@ class RedisStorage(Storage):
                                 yield _text(member), IndexEntry(name, float(score))
 
     def iter_stray_keys(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
-        """ByteStream keys whose record hash is gone, and temporary query
-        results with no expiry (a snapshot being iterated always has one)."""
+        """ByteStream keys whose record hash is gone, keys under the model's
+        prefix whose names are not UTF-8 (repocket writes none), and
+        temporary query results with no expiry (a snapshot being iterated
+        always has one)."""
         with self._errors(f"scan the keys of {collection.label}"):
             for shard in self._shards(collection):
+                prefix = glob_escape(shard.record_prefix) + "*"
+                for key in self._client.scan_iter(match=prefix, count=batch_size):
+                    if not _is_utf8(key):
+                        yield _text(key)
                 streams = (
                     _text(key)
                     for key in self._client.scan_iter(
@@ -1107,11 +1115,19 @@ def _text_keys(fields: dict[Any, Any]) -> dict[str, Any]:
         if len(_NAMES) > 10_000:
             _NAMES.clear()
         for name in fields:
-            _NAMES[name] = name.decode("utf-8")
+            _NAMES[name] = _text(name)
         return {_NAMES[name]: value for name, value in fields.items()}
 
 
 _NAMES: dict[bytes, str] = {}
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _bytes(value: str | bytes) -> bytes:
@@ -1119,4 +1135,9 @@ def _bytes(value: str | bytes) -> bytes:
 
 
 def _text(value: str | bytes) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value
+    """A name redis returned, as text.  Names repocket wrote are UTF-8; other
+    bytes (written by something else) are shown with backslash escapes
+    (``\\xff``), so they reach the model layer as printable names that no
+    model has -- a field no model declares, an id with no record -- instead
+    of raising."""
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
