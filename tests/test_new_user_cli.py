@@ -63,3 +63,29 @@ def test_models_shows_indexes_unique_fields_and_callable_defaults(
         "default=<callable functools.partial(<class 'str'>, 'x')>)\n"
         "  opened  DateTime (indexed: range, auto_now)\n"
     )
+
+
+def test_demo_reports_an_unreachable_server_in_one_error_line(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from repocket.cli import main
+
+    url = f"unix://{tmp_path / 'nothing.sock'}"
+    result = CliRunner().invoke(main, ["demo", "--url", url])
+    assert result.exit_code == 1
+    # the demo says where it runs first, then fails in one line
+    lines = [line for line in result.output.splitlines() if line]
+    assert lines[0].startswith("# storage: redis at unix socket ")
+    assert len(lines) == 2 and lines[1].startswith("Error: cannot reach redis at unix socket ")
+    assert "Traceback" not in result.output
+
+
+def test_demo_reports_a_misspelled_scheme_in_one_error_line() -> None:
+    from click.testing import CliRunner
+
+    from repocket.cli import main
+
+    result = CliRunner().invoke(main, ["demo", "--url", "rdis://localhost:6379/0"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: no repocket backend for URL scheme 'rdis'")
+    assert "Traceback" not in result.output and len(result.output.splitlines()) == 1
