@@ -114,7 +114,7 @@ def test_the_installed_command_runs_the_demo(installed: Path) -> None:
     assert "# storage: private memory store" in out
     assert "['Ron Weasley', 'Harry Potter']" in out
     assert ">>> harry.delete()\n1\n" in out
-    assert ">>> User.objects.all()\n[]" in out
+    assert ">>> list(User.objects.all())\n[]" in out
 
 
 def test_the_installed_command_reports_its_version(installed: Path) -> None:
