@@ -82,6 +82,11 @@ class configure:  # noqa: N801 - the lower-case name is the documented 0.0.1 API
             installed backend's scheme; a backend other than redis is built
             from ``<backend>://`` and ``options``.
         :param options: passed to the backend (for redis, to ``redis.Redis``).
+            For redis, ``socket_connect_timeout`` (2 s), ``socket_timeout``
+            (5 s), ``health_check_interval`` (30 s) and ``retry`` (reads
+            resent twice with backoff, writes never) default to repocket's
+            choices, which an option given here replaces; see "Timeouts and
+            retries" in the reliability documentation.
         :returns: the :class:`~repocket.storage.Storage` now in use.
         :raises ConfigurationError: ``port`` is not a whole number from 1 to
             65535, or ``db`` not one from 0 up (checked now: redis-py would

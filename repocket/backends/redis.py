@@ -39,17 +39,20 @@ server and the operation, with the original kept as ``__cause__``.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import heapq
 import itertools
 import json
 import math
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.exceptions
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.retry import Retry
 
 from ..errors import (
     ConfigurationError,
@@ -83,8 +86,74 @@ from . import scripts
 
 __all__ = ["RedisStorage"]
 
+_T = TypeVar("_T")
+
 #: How long (ms) a query snapshot being iterated stays alive between pages.
 SNAPSHOT_TTL_MS = 10 * 60 * 1000
+
+# Timeouts and retries (docs/reliability.rst, "Timeouts and retries").  Each
+# is a default: an option of the same name given to RedisStorage, from_url,
+# the URL's query or configure.connection_pool wins.
+
+#: Seconds to wait for a TCP connection to be established.
+CONNECT_TIMEOUT_S = 2.0
+#: Seconds to wait for any reply (or for a send to be accepted).
+SOCKET_TIMEOUT_S = 5.0
+#: A pooled connection idle for more than this many seconds is PINGed first.
+HEALTH_CHECK_INTERVAL_S = 30
+#: How many times a read is sent again after a connection error or timeout.
+READ_RETRIES = 2
+#: The backoff before resending a read: a random wait of up to
+#: ``min(cap, base * 2**n)`` seconds before the n-th resend.
+RETRY_BACKOFF_BASE_S = 0.1
+RETRY_BACKOFF_CAP_S = 1.0
+
+#: What repocket is doing may be sent again (set by RedisStorage._errors).
+_RESEND_OK: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "repocket_redis_resend_ok", default=False
+)
+
+
+class _ReadRetry(Retry):
+    """redis-py's ``Retry``, resending only while repocket runs a read.
+
+    redis-py resends any command that failed on a connection error or a
+    timeout, including an ``EVALSHA`` the server may have run already; with
+    this policy a command sent outside a resend-safe operation (a write, or a
+    command sent through ``native_client``) fails at once instead.
+    """
+
+    def call_with_retry(
+        self,
+        do: Callable[[], _T],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> _T:
+        if _RESEND_OK.get():
+            return super().call_with_retry(do, fail, is_retryable, with_failure_count)
+        # no resend, but the same clean-up: fail() drops the broken connection
+        once = Retry(NoBackoff(), 0, self._supported_errors)
+        return once.call_with_retry(do, fail, is_retryable, with_failure_count)
+
+
+def _default_retry() -> Retry:
+    return _ReadRetry(
+        ExponentialWithJitterBackoff(cap=RETRY_BACKOFF_CAP_S, base=RETRY_BACKOFF_BASE_S),
+        READ_RETRIES,
+    )
+
+
+def _with_defaults(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` for redis-py, with repocket's timeouts, health checks and
+    retry policy wherever they do not say otherwise."""
+    defaults: dict[str, Any] = {
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "health_check_interval": HEALTH_CHECK_INTERVAL_S,
+        "retry": _default_retry(),
+    }
+    return {**defaults, **options}
 
 
 class _Script:
@@ -124,9 +193,16 @@ class RedisStorage(Storage):
         self, client: redis.Redis | None = None, *, shards: int = 1, **options: Any
     ) -> None:
         if client is None:
-            options = {k: v for k, v in options.items() if v is not None}
+            # None means "not given" (configure.connection_pool passes
+            # username=None...), except where it is a choice: no timeout, no
+            # retry policy.
+            options = {
+                k: v
+                for k, v in options.items()
+                if v is not None or k in ("socket_timeout", "socket_connect_timeout", "retry")
+            }
             options.setdefault("decode_responses", False)
-            client = redis.Redis(**options)
+            client = redis.Redis(**_with_defaults(options))
         if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
             raise ValueError(f"shards must be a positive integer, not {shards!r}")
         self._client = client
@@ -173,7 +249,8 @@ class RedisStorage(Storage):
                 )
         options.setdefault("decode_responses", False)
         try:
-            client = redis.Redis.from_url(url, **options)
+            # a value in the URL's query wins over both (redis-py's rule)
+            client = redis.Redis.from_url(url, **_with_defaults(options))
         except ValueError as exc:
             # redis-py names the query parameter it refused; as in
             # backend_for_url, the original is not chained.
@@ -200,8 +277,16 @@ class RedisStorage(Storage):
         return f"redis at {where} (db {kwargs.get('db', 0)}{sharded})"
 
     @contextlib.contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        """Wrap redis-py errors once, naming the server and what was being done."""
+    def _errors(self, action: str, *, resend: bool = False) -> Iterator[None]:
+        """Wrap redis-py errors once, naming the server and what was being done.
+
+        :param resend: the commands sent meanwhile have the same effect sent
+            twice as once (reads, and queries whose temporary keys are built
+            from scratch): the retry policy (``_ReadRetry``) may send them
+            again after a timeout or a dropped connection.  Writes never are,
+            nor the read of a query snapshot's next page, which removes it.
+        """
+        token = _RESEND_OK.set(resend)
         try:
             yield
         except redis.exceptions.AuthenticationError as exc:
@@ -217,6 +302,12 @@ class RedisStorage(Storage):
             ) from exc
         except redis.exceptions.RedisError as exc:
             raise StorageError(f"{self.describe()} failed to {action}: {exc}") from exc
+        finally:
+            # A generator holding this block open may be finished elsewhere
+            # (closed by the garbage collector in another thread): its token
+            # then belongs to another context, and there is nothing to undo.
+            with contextlib.suppress(ValueError, RuntimeError):
+                _RESEND_OK.reset(token)
 
     # -- layout ----------------------------------------------------------------------
 
@@ -439,12 +530,12 @@ class RedisStorage(Storage):
             # one command needs no pipeline (which costs a little per use)
             request = requests[0]
             key = self._shard(request.collection, request.record_id).record_key(request.record_id)
-            with self._errors(f"load {key}"):
+            with self._errors(f"load {key}", resend=True):
                 fields = self._client.hgetall(key)
             if not fields:
                 return [None]
             return [StoredRecord(request.record_id, _text_keys(fields), {})]
-        with self._errors(f"load {len(requests)} record(s)"):
+        with self._errors(f"load {len(requests)} record(s)", resend=True):
             pipe = self._client.pipeline(transaction=False)
             for request in requests:
                 shard = self._shard(request.collection, request.record_id)
@@ -471,7 +562,7 @@ class RedisStorage(Storage):
     def _iter_shard_ids(self, shard: Shard, batch_size: int) -> Iterator[str]:
         start = b"-"
         while True:
-            with self._errors(f"read the ids of {shard.collection.label}"):
+            with self._errors(f"read the ids of {shard.collection.label}", resend=True):
                 page = self._client.zrangebylex(shard.ids_key, start, b"+", start=0, num=batch_size)
             for record_id in page:
                 yield _text(record_id)
@@ -493,7 +584,7 @@ class RedisStorage(Storage):
         if limit == 0:
             return []
         shards = self._shards(collection)
-        with self._errors(f"query {collection.label}"):
+        with self._errors(f"query {collection.label}", resend=True):
             if len(shards) == 1:
                 return self._query_shard(shards[0], plan, order, offset, limit)
             # every shard's first offset + limit ids, merged in the result's order
@@ -521,7 +612,7 @@ class RedisStorage(Storage):
             return [] if self.count_ids(collection, guard) == 0 else None
         shards = self._shards(collection)
         stop = None if limit is None else offset + limit
-        with self._errors(f"query {collection.label}"):
+        with self._errors(f"query {collection.label}", resend=True):
             pipe = self._client.pipeline(transaction=True)
             counts = [self._queue_count(pipe, shard, guard) for shard in shards]
             if len(shards) == 1:
@@ -541,7 +632,7 @@ class RedisStorage(Storage):
 
     def count_ids_unless(self, collection: Collection, guard: Plan, plan: Plan) -> int | None:
         """The guard's count and the plan's, in one transaction (one round trip)."""
-        with self._errors(f"count {collection.label}"):
+        with self._errors(f"count {collection.label}", resend=True):
             pipe = self._client.pipeline(transaction=True)
             guards = [self._queue_count(pipe, shard, guard) for shard in self._shards(collection)]
             counts = [self._queue_count(pipe, shard, plan) for shard in self._shards(collection)]
@@ -637,7 +728,7 @@ class RedisStorage(Storage):
 
     def count_ids(self, collection: Collection, plan: Plan) -> int:
         shards = self._shards(collection)
-        with self._errors(f"count {collection.label}"):
+        with self._errors(f"count {collection.label}", resend=True):
             if len(shards) == 1 and isinstance(plan, AllIds):
                 return int(self._client.zcard(shards[0].ids_key))
             if len(shards) == 1 and isinstance(plan, Members):
@@ -666,7 +757,7 @@ class RedisStorage(Storage):
         shards = self._shards(collection)
         reverse = order is not None and order.descending
         snapshots = [shard.temp_key(uuid.uuid4().hex) for shard in shards]
-        with self._errors(f"query {collection.label}"):
+        with self._errors(f"query {collection.label}", resend=True):
             pipe = self._client.pipeline(transaction=True)
             marks = []
             for shard, snapshot in zip(shards, snapshots, strict=True):
@@ -796,7 +887,7 @@ class RedisStorage(Storage):
     # -- index maintenance -----------------------------------------------------------
 
     def iter_stored_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
-        with self._errors(f"scan the records of {collection.label}"):
+        with self._errors(f"scan the records of {collection.label}", resend=True):
             for shard in self._shards(collection):
                 pattern = glob_escape(shard.record_prefix) + "*"
                 for key in self._client.scan_iter(match=pattern, count=batch_size):
@@ -811,7 +902,7 @@ class RedisStorage(Storage):
     ) -> list[tuple[frozenset[IndexEntry], frozenset[UniqueClaim]] | None]:
         if not record_ids:
             return []
-        with self._errors(f"read index entries of {collection.label}"):
+        with self._errors(f"read index entries of {collection.label}", resend=True):
             pipe = self._client.pipeline(transaction=False)
             for record_id in record_ids:
                 shard = self._shard(collection, record_id)
@@ -839,7 +930,7 @@ class RedisStorage(Storage):
         and every entry's set or sorted set."""
         if not expected:
             return []
-        with self._errors(f"check the index of {collection.label}"):
+        with self._errors(f"check the index of {collection.label}", resend=True):
             pipe = self._client.pipeline(transaction=False)
             for record_id, entries in expected:
                 shard = self._shard(collection, record_id)
@@ -868,7 +959,7 @@ class RedisStorage(Storage):
     ) -> Iterator[tuple[str, IndexEntry]]:
         """Scans the shards' index keys (SCAN by the shard's exact prefix),
         then each set with SSCAN and each sorted set with ZSCAN."""
-        with self._errors(f"scan the index of {collection.label}"):
+        with self._errors(f"scan the index of {collection.label}", resend=True):
             for shard in self._shards(collection):
                 pattern = glob_escape(shard.index_prefix) + "*"
                 for kind in ("set", "zset"):
@@ -886,7 +977,7 @@ class RedisStorage(Storage):
         prefix whose names are not UTF-8 (repocket writes none), and
         temporary query results with no expiry (a snapshot being iterated
         always has one)."""
-        with self._errors(f"scan the keys of {collection.label}"):
+        with self._errors(f"scan the keys of {collection.label}", resend=True):
             for shard in self._shards(collection):
                 prefix = glob_escape(shard.record_prefix) + "*"
                 for key in self._client.scan_iter(match=prefix, count=batch_size):
@@ -934,7 +1025,7 @@ class RedisStorage(Storage):
             self._client.unlink(*batch)
 
     def ping(self) -> None:
-        with self._errors("ping"):
+        with self._errors("ping", resend=True):
             self._client.ping()
 
     def close(self) -> None:
