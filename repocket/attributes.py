@@ -870,7 +870,7 @@ class JSON(Attribute):
         if not isinstance(value, str):
             raise TypeError(f"expected JSON text, got {type(value).__name__}")
         try:
-            return _json.loads(value, parse_constant=_refuse_constant)
+            return _json.loads(value, parse_constant=_refuse_constant, parse_float=_finite_float)
         except _json.JSONDecodeError as exc:
             # repocket 0.0.1 stored str(data) -- "{u'yay': u'json baby'}" --
             # instead of JSON.  ast.literal_eval reads Python literals only
@@ -889,7 +889,18 @@ class JSON(Attribute):
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                 raise exc from None
             _check_json(data, "value")
-            return data
+            # read as JSON data reads: a tuple (which JSON text cannot hold)
+            # comes back as a list, as JSON.cast gives it
+            return _json.loads(_json.dumps(data))
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number as a float; one beyond float range (``1e999``) is refused,
+    as JSON data holds no infinities."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is beyond the range of a float")
+    return value
 
 
 def _refuse_constant(name: str) -> Any:

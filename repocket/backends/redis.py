@@ -1177,7 +1177,7 @@ def _load_terms(raw: bytes) -> tuple[frozenset[IndexEntry], frozenset[UniqueClai
         claims = frozenset(
             UniqueClaim(claimed[i], claimed[i + 1]) for i in range(0, len(claimed), 2)
         )
-    except (ValueError, TypeError, IndexError, KeyError, RecursionError):
+    except (ValueError, TypeError, IndexError, KeyError, RecursionError, OverflowError):
         return None
     if not all(isinstance(e.name, str) for e in entries) or not all(
         isinstance(c.field, str) and isinstance(c.term, str) for c in claims
