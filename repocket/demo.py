@@ -11,6 +11,7 @@ it created (unless ``--keep``).
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -55,28 +56,6 @@ def _hash_password(password: bytes) -> bytes:
     return hashlib.scrypt(password, salt=b"repocket-demo", n=2**10, r=8, p=1, dklen=16)
 
 
-MODELS = """\
-class User(ActiveRecord):
-    name = attributes.Unicode()
-    house_name = attributes.Unicode()
-    email = attributes.Bytes()
-    password = attributes.Bytes()
-    metadata = attributes.JSON()
-
-class Project(ActiveRecord):
-    name = attributes.Unicode()
-    git_uri = attributes.Bytes()
-    metadata = attributes.JSON()
-
-class Build(ActiveRecord):
-    id = attributes.AutoUUID()
-    project = attributes.Pointer(Project)
-    started_at = attributes.DateTime(auto_now=True)
-    ended_at = attributes.DateTime(null=True)
-    stdout = attributes.ByteStream()
-    stderr = attributes.ByteStream()"""
-
-
 def run(url: str = "memory://", echo: Callable[[str], Any] = print, keep: bool = False) -> None:
     """Run the tutorial against the storage at ``url``, printing each step:
     the code, as it reads in the tutorial, then what it returned and what
@@ -95,7 +74,7 @@ def run(url: str = "memory://", echo: Callable[[str], Any] = print, keep: bool =
         echo(f"\n# {title}")
 
     section("Declaring models (the models live in repocket.demo)")
-    echo(MODELS)
+    echo("\n".join(inspect.getsource(model) for model in (User, Project, Build)).rstrip())
 
     section("Persisting data")
     echo("# hash_password() is hashlib.scrypt here (the tutorial uses bcrypt)")

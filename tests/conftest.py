@@ -13,7 +13,9 @@ skipped with the reason otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -24,7 +26,7 @@ from repocket.backends.redis import RedisStorage
 from repocket.connections import configure
 from repocket.storage import Storage
 
-from .servers import RedisServer, ServerUnavailable, start_redis_server
+from .servers import RedisServer, start_redis_server, started_or_skipped
 
 settings.register_profile(
     "ci",
@@ -58,14 +60,23 @@ BACKENDS = ["memory", "redis"]
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A real redis-server for the whole session."""
-    try:
-        server = start_redis_server()
-    except ServerUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs redis-server: {exc}", pytrace=False)
-        pytest.skip(str(exc))
+    server = started_or_skipped(start_redis_server)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def server() -> Iterator[RedisServer]:
+    """A redis-server for one test, which may stop it (SIGSTOP): it is
+    resumed and stopped whatever happens."""
+    started = started_or_skipped(start_redis_server)
+    try:
+        yield started
+    finally:
+        # a stopped process would ignore the SIGTERM of stop() until resumed
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(started.process.pid, signal.SIGCONT)
+        started.stop()
 
 
 def make_storage(backend: str, request: pytest.FixtureRequest) -> Storage:

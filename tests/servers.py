@@ -8,11 +8,17 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+import pytest
 import redis
 
 STARTUP_TIMEOUT = 10.0  # seconds; a bound on the wait, never a timing assertion
+
+
+T = TypeVar("T")
 
 
 class ServerUnavailable(RuntimeError):
@@ -103,3 +109,14 @@ def start_redis_server(attempts: int = 3) -> RedisServer:
         server.stop()
         last_error = output.decode(errors="replace")[-500:] or "it did not answer PING in time"
     raise ServerUnavailable(f"redis-server did not start: {last_error}")
+
+
+def started_or_skipped(start: Callable[[], T]) -> T:
+    """``start()``; when redis-server is missing, a failure under CI (``CI``
+    set) and a skip naming the cause elsewhere."""
+    try:
+        return start()
+    except ServerUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs redis-server: {exc}", pytrace=False)
+        pytest.skip(str(exc))

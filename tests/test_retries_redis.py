@@ -30,28 +30,10 @@ from repocket.connections import configure
 from repocket.errors import StorageConnectionError
 from repocket.testing.models import BlogPost, User
 
-from .servers import STARTUP_TIMEOUT, RedisServer, ServerUnavailable, start_redis_server
+from .servers import STARTUP_TIMEOUT, RedisServer
 
 SOCKET_TIMEOUT = 0.5  # seconds: how long the client waits for a frozen server
 WAIT = 10.0  # seconds: a bound on waiting for the resumed server, never an assertion
-
-
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    """A redis-server for this test alone, resumed and stopped whatever happens."""
-    try:
-        started = start_redis_server()
-    except ServerUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs redis-server: {exc}", pytrace=False)
-        pytest.skip(str(exc))
-    try:
-        yield started
-    finally:
-        # a stopped process would ignore the SIGTERM of stop() until resumed
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(started.process.pid, signal.SIGCONT)
-        started.stop()
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from repocket.errors import (
 )
 from repocket.storage import backend_for_url
 
-from .servers import STARTUP_TIMEOUT, RedisServer, ServerUnavailable, _free_port
+from .servers import STARTUP_TIMEOUT, RedisServer, ServerUnavailable, _free_port, started_or_skipped
 
 # ---------------------------------------------------------------------------
 # A redis-server that requires a password
@@ -98,12 +98,7 @@ def start_passworded_redis(password: str, attempts: int = 3) -> RedisServer:
 def passworded_server_fixture(password: str) -> Iterator[RedisServer]:
     """Body of a module-scoped fixture: the server, skipped (or failed on CI)
     when redis-server is missing, as in tests/conftest.py."""
-    try:
-        server = start_passworded_redis(password)
-    except ServerUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs redis-server: {exc}", pytrace=False)
-        pytest.skip(str(exc))
+    server = started_or_skipped(lambda: start_passworded_redis(password))
     yield server
     server.stop()
 

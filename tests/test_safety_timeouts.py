@@ -35,7 +35,7 @@ from repocket.connections import configure
 from repocket.errors import StorageConnectionError
 from repocket.testing.models import Everything, User
 
-from .servers import STARTUP_TIMEOUT, RedisServer, ServerUnavailable, start_redis_server
+from .servers import STARTUP_TIMEOUT, RedisServer
 
 TIMEOUT = 0.5  # seconds: both the connect and the socket timeout of the tests' client
 WAIT = 10.0  # seconds: a bound on waiting for a resumed server, never an assertion
@@ -55,24 +55,6 @@ def worst_case(connect: float, socket: float, resends: int) -> float:
 
 READ_BOUND = 3 * worst_case(TIMEOUT, TIMEOUT, redis_backend.READ_RETRIES)
 WRITE_BOUND = 3 * worst_case(TIMEOUT, TIMEOUT, 0)
-
-
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    """A redis-server for this test alone, resumed and stopped whatever happens."""
-    try:
-        started = start_redis_server()
-    except ServerUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs redis-server: {exc}", pytrace=False)
-        pytest.skip(str(exc))
-    try:
-        yield started
-    finally:
-        # a stopped process would ignore the SIGTERM of stop() until resumed
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(started.process.pid, signal.SIGCONT)
-        started.stop()
 
 
 def configured(server: RedisServer, **options: Any) -> RedisStorage:
