@@ -384,32 +384,60 @@ def test_a_user_limited_to_the_repocket_prefix_can_do_everything(directory: str)
 
 
 def _openssl(*args: str, cwd: str) -> None:
-    subprocess.run(
-        ["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=WAIT
-    )
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=WAIT)
 
 
 def _certificates(directory: str) -> tuple[str, str, str]:
     """A CA, and a server certificate for 127.0.0.1 it signed."""
     _openssl("genrsa", "-out", "ca.key", "2048", cwd=directory)
     _openssl(
-        "req", "-x509", "-new", "-key", "ca.key", "-sha256", "-days", "2",
-        "-subj", "/CN=repocket test CA", "-out", "ca.crt",
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "ca.key",
+        "-sha256",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=repocket test CA",
+        "-out",
+        "ca.crt",
         cwd=directory,
-    )  # fmt: skip
+    )
     _openssl("genrsa", "-out", "server.key", "2048", cwd=directory)
     _openssl(
-        "req", "-new", "-key", "server.key", "-subj", "/CN=127.0.0.1", "-out", "server.csr",
+        "req",
+        "-new",
+        "-key",
+        "server.key",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-out",
+        "server.csr",
         cwd=directory,
-    )  # fmt: skip
+    )
     with open(os.path.join(directory, "san.cnf"), "w") as file:
         file.write("subjectAltName=IP:127.0.0.1\n")
     _openssl(
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-sha256", "-extfile", "san.cnf",
-        "-out", "server.crt",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-sha256",
+        "-extfile",
+        "san.cnf",
+        "-out",
+        "server.crt",
         cwd=directory,
-    )  # fmt: skip
+    )
     return tuple(  # type: ignore[return-value]
         os.path.join(directory, name) for name in ("ca.crt", "server.crt", "server.key")
     )
@@ -421,10 +449,19 @@ def test_rediss_with_a_ca_file(directory: str) -> None:
     server = start_server(
         directory,
         [
-            "--port", "0", "--tls-port", str(port),
-            "--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca,
-            "--tls-auth-clients", "no",
-        ],  # fmt: skip
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--tls-cert-file",
+            cert,
+            "--tls-key-file",
+            key,
+            "--tls-ca-cert-file",
+            ca,
+            "--tls-auth-clients",
+            "no",
+        ],
         port=port,
         ping={"host": "127.0.0.1", "port": port, "ssl": True, "ssl_ca_certs": ca},
     )
@@ -436,9 +473,9 @@ def test_rediss_with_a_ca_file(directory: str) -> None:
             assert harry.delete() == 1
             assert Wizard.objects.count() == 0
         # and a client that does not trust the CA is refused
-        with configured(f"rediss://127.0.0.1:{port}/0?socket_timeout=5"):
-            with pytest.raises(StorageError):
-                Wizard.objects.count()
+        untrusted = f"rediss://127.0.0.1:{port}/0?socket_timeout=5"
+        with configured(untrusted), pytest.raises(StorageError, match=r"(?i)certificate"):
+            Wizard.objects.count()
     finally:
         server.stop()
 
@@ -458,29 +495,80 @@ def hostile_values() -> list[tuple[str, str, bytes]]:
     values: list[tuple[str, str, bytes]] = []
     for name in ("os", "subprocess", "pickle", "builtins", "ctypes", "importlib", "shutil"):
         values.append((f"module {name}", "text", _envelope(type="Unicode", module=name, value="x")))
-        values.append((f"module {name}, type system", "doc", _envelope(type="system", module=name, value="ls")))  # fmt: skip
+        values.append(
+            (
+                f"module {name}, type system",
+                "doc",
+                _envelope(type="system", module=name, value="ls"),
+            )
+        )
     for type_name in ("Nope", "Popen", "loads", "eval", "__import__", "", "Unicode\x00"):
-        values.append((f"type {type_name!r}", "text", _envelope(type=type_name, module=module, value="x")))  # fmt: skip
+        values.append(
+            (f"type {type_name!r}", "text", _envelope(type=type_name, module=module, value="x"))
+        )
     values += [
         ("type not a string", "number", _envelope(type=["Integer"], module=module, value=1)),
         ("module not a string", "number", _envelope(type="Integer", module=None, value=1)),
-        ("pickle payload", "raw", _envelope(type="Bytes", module="pickle", value="gASVAAAAAAAAAAA=", encoding="pickle")),  # fmt: skip
-        ("unknown encoding", "raw", _envelope(type="Bytes", module=module, value="eA==", encoding="zlib")),  # fmt: skip
-        ("bad base64", "raw", _envelope(type="Bytes", module=module, value="***", encoding="base64")),  # fmt: skip
-        ("Integer not a number", "number", _envelope(type="Integer", module=module, value="12; rm -rf /")),  # fmt: skip
+        (
+            "pickle payload",
+            "raw",
+            _envelope(type="Bytes", module="pickle", value="gASVAAAAAAAAAAA=", encoding="pickle"),
+        ),
+        (
+            "unknown encoding",
+            "raw",
+            _envelope(type="Bytes", module=module, value="eA==", encoding="zlib"),
+        ),
+        (
+            "bad base64",
+            "raw",
+            _envelope(type="Bytes", module=module, value="***", encoding="base64"),
+        ),
+        (
+            "Integer not a number",
+            "number",
+            _envelope(type="Integer", module=module, value="12; rm -rf /"),
+        ),
         ("UUID not a uuid", "ref", _envelope(type="UUID", module=module, value="not-a-uuid")),
-        ("DateTime not a date", "when", _envelope(type="DateTime", module=module, value="yesterday")),  # fmt: skip
-        ("Decimal not a number", "amount", _envelope(type="Decimal", module=module, value="__import__('os')")),  # fmt: skip
-        ("JSON value not JSON", "doc", _envelope(type="JSON", module=module, value="{'a': __import__('os')}")),  # fmt: skip
+        (
+            "DateTime not a date",
+            "when",
+            _envelope(type="DateTime", module=module, value="yesterday"),
+        ),
+        (
+            "Decimal not a number",
+            "amount",
+            _envelope(type="Decimal", module=module, value="__import__('os')"),
+        ),
+        (
+            "JSON value not JSON",
+            "doc",
+            _envelope(type="JSON", module=module, value="{'a': __import__('os')}"),
+        ),
         ("envelope a list", "text", b'["Unicode", "x"]'),
         ("envelope a number", "text", b"12"),
         ("not UTF-8", "text", b"\xff\xfe\x00garbage"),
-        ("truncated JSON", "text", b'{"type": "Unicode", "module": "repocket.attributes", "value": "x'),  # fmt: skip
+        (
+            "truncated JSON",
+            "text",
+            b'{"type": "Unicode", "module": "repocket.attributes", "value": "x',
+        ),
         ("python literal", "text", b"{'type': 'Unicode', 'value': 'x'}"),
         ("100,000-deep list", "doc", b"[" * 100_000),
-        ("100,000-deep value", "doc", b'{"type": "JSON", "module": "repocket.attributes", "value": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),  # fmt: skip
+        (
+            "100,000-deep value",
+            "doc",
+            b'{"type": "JSON", "module": "repocket.attributes", "value": '
+            + b"[" * 100_000
+            + b"]" * 100_000
+            + b"}",
+        ),
         ("100,000-deep object", "doc", b'{"a":' * 100_000 + b"1" + b"}" * 100_000),
-        ("50 MB unterminated value", "text", b'{"type": "Unicode", "module": "repocket.attributes", "value": "' + b"x" * BIG),  # fmt: skip
+        (
+            "50 MB unterminated value",
+            "text",
+            b'{"type": "Unicode", "module": "repocket.attributes", "value": "' + b"x" * BIG,
+        ),
     ]
     return values
 
@@ -504,10 +592,14 @@ def test_hostile_envelopes_on_a_real_server_raise_envelope_error(directory: str)
                 client.hset(configure.record_key(Everything._collection, record_id), mapping=stored)
                 planted.append((description, record_id))
             before = set(sys.modules)
+            loaded = []
             for description, record_id in planted:
-                with pytest.raises(EnvelopeError):
+                try:
                     Everything.objects.get(id=record_id)
-                    pytest.fail(f"{description}: loaded")
+                except EnvelopeError:
+                    continue
+                loaded.append(description)
+            assert loaded == [], "loaded without EnvelopeError"
             assert set(sys.modules) == before
             print(f"\nhostile envelopes: {len(planted)} planted, {len(planted)} EnvelopeError")
     finally:
