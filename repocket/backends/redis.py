@@ -123,6 +123,8 @@ class _ReadRetry(Retry):
     command sent through ``native_client``) fails at once instead.
     """
 
+    _once: Retry | None = None  # the no-resend policy, made on first use
+
     def call_with_retry(
         self,
         do: Callable[[], _T],
@@ -132,8 +134,12 @@ class _ReadRetry(Retry):
     ) -> _T:
         if _RESEND_OK.get():
             return super().call_with_retry(do, fail, is_retryable, with_failure_count)
-        # no resend, but the same clean-up: fail() drops the broken connection
-        once = Retry(NoBackoff(), 0, self._supported_errors)
+        # no resend, but the same clean-up: fail() drops the broken connection.
+        # Made once (every write passes here), again only if redis-py changed
+        # the errors this policy handles.
+        once = self._once
+        if once is None or once._supported_errors != self._supported_errors:
+            once = self._once = Retry(NoBackoff(), 0, self._supported_errors)
         return once.call_with_retry(do, fail, is_retryable, with_failure_count)
 
 
