@@ -8,9 +8,9 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -38,6 +38,9 @@ class RedisServer:
     process: subprocess.Popen[bytes]
     port: int
     directory: str
+    #: remove the directory when stopped (not when the caller gave it, to
+    #: start a server again on its files)
+    owns_directory: bool = True
 
     @property
     def url(self) -> str:
@@ -47,6 +50,12 @@ class RedisServer:
     def socket_path(self) -> str:
         return os.path.join(self.directory, "redis.sock")
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final fsync."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=STARTUP_TIMEOUT)
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -54,11 +63,28 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=STARTUP_TIMEOUT)
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        if self.owns_directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_redis_server(attempts: int = 3) -> RedisServer:
-    """Start redis-server on 127.0.0.1 with persistence off; wait until it answers."""
+def start_redis_server(
+    attempts: int = 3,
+    options: Sequence[str] = (),
+    password: str | None = None,
+    *,
+    directory: str | None = None,
+    port: int | None = None,
+    ping: Mapping[str, Any] | None = None,
+) -> RedisServer:
+    """Start redis-server on 127.0.0.1 (and a unix socket) with persistence
+    off and the extra ``options`` (which may turn it on); wait until it
+    answers PING (sent with ``password`` when the options require one, or
+    through a client built with ``ping``'s options), also while it replays
+    its append-only file.  A free port taken between choosing and binding it
+    is retried; ``directory`` and ``port`` start it on those of a server
+    stopped earlier."""
     binary = os.environ.get("REPOCKET_REDIS_SERVER") or shutil.which("redis-server")
     if binary is None:
         raise ServerUnavailable(
@@ -66,9 +92,10 @@ def start_redis_server(attempts: int = 3) -> RedisServer:
             "the redis backend's tests need a real server"
         )
     last_error = ""
+    chosen_port, chosen_directory = port, directory
     for _ in range(attempts):
-        port = _free_port()
-        directory = tempfile.mkdtemp(prefix="repocket-redis-")
+        port = chosen_port or _free_port()
+        directory = chosen_directory or tempfile.mkdtemp(prefix="repocket-redis-")
         process = subprocess.Popen(
             [
                 binary,
@@ -88,12 +115,16 @@ def start_redis_server(attempts: int = 3) -> RedisServer:
                 os.path.join(directory, "redis.sock"),
                 "--unixsocketperm",
                 "700",
+                *options,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        server = RedisServer(process, port, directory)
-        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+        server = RedisServer(process, port, directory, owns_directory=chosen_directory is None)
+        client = redis.Redis(
+            **(ping or {"host": "127.0.0.1", "port": port, "password": password}),
+            socket_connect_timeout=0.5,
+        )
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline and process.poll() is None:
             try:

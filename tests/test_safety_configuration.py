@@ -9,11 +9,6 @@ wrong-password tests run against a real redis-server started here with
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -32,73 +27,19 @@ from repocket.errors import (
 )
 from repocket.storage import backend_for_url
 
-from .servers import STARTUP_TIMEOUT, RedisServer, ServerUnavailable, _free_port, started_or_skipped
+from .servers import RedisServer, start_redis_server, started_or_skipped
 
 # ---------------------------------------------------------------------------
 # A redis-server that requires a password
 # ---------------------------------------------------------------------------
 
 
-def start_passworded_redis(password: str, attempts: int = 3) -> RedisServer:
-    """Start redis-server on a free loopback port (and a unix socket) with
-    ``--requirepass password``; wait until it answers.  Like
-    :func:`tests.servers.start_redis_server`, a port taken between choosing
-    and binding it is retried."""
-    binary = os.environ.get("REPOCKET_REDIS_SERVER") or shutil.which("redis-server")
-    if binary is None:
-        raise ServerUnavailable("redis-server is not installed")
-    last_error = ""
-    for _ in range(attempts):
-        port = _free_port()
-        directory = tempfile.mkdtemp(prefix="repocket-redis-auth-")
-        process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                directory,
-                "--unixsocket",
-                os.path.join(directory, "redis.sock"),
-                "--unixsocketperm",
-                "700",
-                "--requirepass",
-                password,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        server = RedisServer(process, port, directory)
-        client = redis.Redis(
-            host="127.0.0.1", port=port, password=password, socket_connect_timeout=0.5
-        )
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                client.ping()
-                client.close()
-                return server
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        client.close()
-        output = b""
-        if process.poll() is not None and process.stdout is not None:
-            output = process.stdout.read()
-        server.stop()
-        last_error = output.decode(errors="replace")[-500:] or "it did not answer PING in time"
-    raise ServerUnavailable(f"redis-server did not start: {last_error}")
-
-
 def passworded_server_fixture(password: str) -> Iterator[RedisServer]:
     """Body of a module-scoped fixture: the server, skipped (or failed on CI)
     when redis-server is missing, as in tests/conftest.py."""
-    server = started_or_skipped(lambda: start_passworded_redis(password))
+    server = started_or_skipped(
+        lambda: start_redis_server(options=["--requirepass", password], password=password)
+    )
     yield server
     server.stop()
 

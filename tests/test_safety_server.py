@@ -26,16 +26,14 @@ import os
 import queue
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -48,102 +46,13 @@ from repocket.keys import STREAM_INFIX
 from repocket.testing.models import Build, Everything
 from repocket.testing.query_models import Wizard
 
-from .servers import ServerUnavailable, _free_port
+from .servers import _free_port, start_redis_server
 
 WAIT = 20.0  # seconds: a bound on every wait, never a timing assertion
 FORK = multiprocessing.get_context("fork")
 
 
 # -- servers ---------------------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    directory: str
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no final fsync."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=WAIT)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=WAIT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=WAIT)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
-def _redis_server_binary() -> str:
-    binary = os.environ.get("REPOCKET_REDIS_SERVER") or shutil.which("redis-server")
-    if binary is None:
-        raise ServerUnavailable("redis-server is not installed")
-    return binary
-
-
-def start_server(
-    directory: str,
-    options: Sequence[str] = (),
-    port: int | None = None,
-    ping: dict[str, Any] | None = None,
-) -> Server:
-    """Start redis-server on 127.0.0.1 in ``directory`` with the extra
-    ``options`` (persistence off unless they turn it on); wait until it
-    answers PING (through a client built with ``ping``, default: plain TCP on
-    ``port``)."""
-    port = _free_port() if port is None else port
-    command = [
-        _redis_server_binary(),
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        directory,
-        "--protected-mode",
-        "yes",
-        *options,
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    server = Server(process, port, directory)
-    client = redis.Redis(
-        **(ping or {"host": "127.0.0.1", "port": port}), socket_connect_timeout=0.5
-    )
-    deadline = time.monotonic() + WAIT
-    try:
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                client.ping()
-                return server
-            except redis.exceptions.BusyLoadingError:
-                time.sleep(0.05)  # still replaying its AOF
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-    finally:
-        client.close()
-    output = b""
-    if process.poll() is not None and process.stdout is not None:
-        output = process.stdout.read()
-    server.stop()
-    raise ServerUnavailable(
-        "redis-server did not start: "
-        + (output.decode(errors="replace")[-800:] or "it did not answer PING in time")
-    )
 
 
 @contextmanager
@@ -216,7 +125,7 @@ def _writer(url: str, shared_id: str, number: int, go: Any, results: Any) -> Non
 
 def test_kill_9_with_appendfsync_always_loses_no_acknowledged_write(directory: str) -> None:
     options = ["--appendonly", "yes", "--appendfsync", "always"]
-    server = start_server(directory, options)
+    server = start_redis_server(options=options, directory=directory)
     url = f"{server.url}?socket_timeout=5"
     processes: list[Any] = []
     results = FORK.Queue()
@@ -249,7 +158,9 @@ def test_kill_9_with_appendfsync_always_loses_no_acknowledged_write(directory: s
             process.join(timeout=WAIT)
             assert process.exitcode == 0
 
-        server = start_server(directory, options, port=server.port)  # replays the AOF
+        server = start_redis_server(
+            options=options, directory=directory, port=server.port
+        )  # replays the AOF
         with configured(url):
             client = configure.storage().native_client
             acknowledged = {pk for created, _ in reports.values() for pk in created}
@@ -304,7 +215,7 @@ def test_kill_9_with_appendfsync_always_loses_no_acknowledged_write(directory: s
 
 
 def test_a_user_limited_to_the_repocket_prefix_can_do_everything(directory: str) -> None:
-    server = start_server(directory)
+    server = start_redis_server(directory=directory)
     admin = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=WAIT)
     try:
         admin.execute_command("ACL", "SETUSER", "app", "on", ">secret", "~repocket:*", "+@all")
@@ -446,9 +357,9 @@ def _certificates(directory: str) -> tuple[str, str, str]:
 def test_rediss_with_a_ca_file(directory: str) -> None:
     ca, cert, key = _certificates(directory)
     port = _free_port()
-    server = start_server(
-        directory,
-        [
+    server = start_redis_server(
+        directory=directory,
+        options=[
             "--port",
             "0",
             "--tls-port",
@@ -574,7 +485,7 @@ def hostile_values() -> list[tuple[str, str, bytes]]:
 
 
 def test_hostile_envelopes_on_a_real_server_raise_envelope_error(directory: str) -> None:
-    server = start_server(directory)
+    server = start_redis_server(directory=directory)
     try:
         with configured(server.url):
             client = configure.storage().native_client
