@@ -40,13 +40,35 @@ import struct
 import sys
 import time
 import uuid as _uuid
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, overload
 
 from . import serialization
 from .errors import RepocketActiveRecordDefinitionError, UnsavedRecordError, ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from typing_extensions import Self, TypedDict, TypeVar, Unpack
+
     from .model import ActiveRecord
+
+    # The type of a field's values, as a type checker sees them.  It defaults
+    # to Any, so that a bare ``Attribute`` annotation still means any field.
+    _T = TypeVar("_T", default=Any)
+    _M = TypeVar("_M", bound=ActiveRecord)
+
+    class _Options(TypedDict, total=False):
+        """The keyword arguments of :class:`Attribute` besides ``null``."""
+
+        default: Any
+        encoding: str
+        index: bool | str | None
+        unique: bool
+
+else:
+    from typing import TypeVar
+
+    # typing's TypeVar takes no default before Python 3.13; only type
+    # checkers read the default, so the runtime one goes without
+    _T = TypeVar("_T")
 
 __all__ = [
     "Attribute",
@@ -66,8 +88,12 @@ __all__ = [
 _NOT_GIVEN: Any = object()
 
 
-class Attribute:
+class Attribute(Generic[_T]):
     """Base class of every field type.
+
+    Generic in the type of the field's values, for type checkers: read from
+    a record, ``Integer()`` gives an ``int``, ``Integer(null=True)`` an
+    ``int | None`` (see "Type checking" in the models documentation).
 
     :param null: whether ``None`` may be assigned to the field.
     :param default: the value of a field that was not given; a callable is
@@ -152,12 +178,16 @@ class Attribute:
         self.name = name
         self.owner = owner
 
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> Self: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> _T: ...
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
         return instance._values[self.name]
 
-    def __set__(self, instance: Any, value: Any) -> None:
+    def __set__(self, instance: Any, value: _T) -> None:
         instance._values[self.name] = self.clean(value, type(instance).__name__)
 
     def __repr__(self) -> str:
@@ -309,7 +339,7 @@ class Attribute:
         return None
 
 
-class Unicode(Attribute):
+class Unicode(Attribute[_T]):
     """Handles unicode-safe values ``__base_type__ = str``.
 
     Accepts ``str``, and ``bytes`` in the field's encoding.
@@ -324,6 +354,18 @@ class Unicode(Attribute):
     __base_type__ = str
     supported_indexes = frozenset({"eq", "prefix"})
     json_type = str
+
+    if TYPE_CHECKING:  # the value type follows ``null``
+
+        @overload
+        def __init__(
+            self: Unicode[str], null: Literal[False] = False, **options: Unpack[_Options]
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Unicode[str | None], null: bool, **options: Unpack[_Options]
+        ) -> None: ...
+        def __init__(self, null: bool = False, **options: Unpack[_Options]) -> None: ...
 
     @classmethod
     def cast(cls, value: Any) -> str:
@@ -374,7 +416,7 @@ class Unicode(Attribute):
         return ""
 
 
-class Bytes(Attribute):
+class Bytes(Attribute[_T]):
     """Handles raw byte strings ``__base_type__ = bytes``.
 
     A ``str`` is encoded with the field's encoding.  Stored as text when the
@@ -386,6 +428,18 @@ class Bytes(Attribute):
     #: are often secrets (password hashes, tokens), and an index would copy
     #: them into key names.
     default_indexes: ClassVar[frozenset[str]] = frozenset()
+
+    if TYPE_CHECKING:  # the value type follows ``null``
+
+        @overload
+        def __init__(
+            self: Bytes[bytes], null: Literal[False] = False, **options: Unpack[_Options]
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Bytes[bytes | None], null: bool, **options: Unpack[_Options]
+        ) -> None: ...
+        def __init__(self, null: bool = False, **options: Unpack[_Options]) -> None: ...
 
     @classmethod
     def cast(cls, value: Any) -> bytes:
@@ -410,7 +464,7 @@ class Bytes(Attribute):
         return b""
 
 
-class ByteStream(Bytes):
+class ByteStream(Bytes[_T]):
     """Handles bytes that will be stored as a string in redis ``__base_type__ = bytes``.
 
     The value lives in its own key (``<record key>:field:<name>``) rather
@@ -423,7 +477,19 @@ class ByteStream(Bytes):
     default_indexes: ClassVar[frozenset[str]] = frozenset()
     supported_indexes: ClassVar[frozenset[str]] = frozenset()
 
-    def __set__(self, instance: Any, value: Any) -> None:
+    if TYPE_CHECKING:  # the value type follows ``null``
+
+        @overload
+        def __init__(
+            self: ByteStream[bytes], null: Literal[False] = False, **options: Unpack[_Options]
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: ByteStream[bytes | None], null: bool, **options: Unpack[_Options]
+        ) -> None: ...
+        def __init__(self, null: bool = False, **options: Unpack[_Options]) -> None: ...
+
+    def __set__(self, instance: Any, value: _T) -> None:
         super().__set__(instance, value)
         instance._dirty_streams.add(self.name)
 
@@ -466,7 +532,7 @@ def _number_score(value: decimal.Decimal | int | float) -> tuple[str, float, boo
     return ("", score, exact)
 
 
-class Integer(Attribute):
+class Integer(Attribute[_T]):
     """Handles int ``__base_type__ = int``.
 
     Any size is stored exactly, up to the number of decimal digits Python
@@ -482,6 +548,18 @@ class Integer(Attribute):
     # a set per distinct value as well
     default_indexes = frozenset({"range"})
     supported_indexes = frozenset({"eq", "range"})
+
+    if TYPE_CHECKING:  # the value type follows ``null``
+
+        @overload
+        def __init__(
+            self: Integer[int], null: Literal[False] = False, **options: Unpack[_Options]
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Integer[int | None], null: bool, **options: Unpack[_Options]
+        ) -> None: ...
+        def __init__(self, null: bool = False, **options: Unpack[_Options]) -> None: ...
 
     @classmethod
     def cast(cls, value: Any) -> int:
@@ -552,7 +630,7 @@ _NON_FINITE = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
 _NAN_BITS = re.compile(r"NaN:0x([0-9a-f]{16})")
 
 
-class Float(Attribute):
+class Float(Attribute[_T]):
     """Handles float ``__base_type__ = float``.
 
     Finite floats are stored as JSON numbers (Python writes the shortest text
@@ -569,6 +647,18 @@ class Float(Attribute):
     # a set per distinct value as well
     default_indexes = frozenset({"range"})
     supported_indexes = frozenset({"eq", "range"})
+
+    if TYPE_CHECKING:  # the value type follows ``null``
+
+        @overload
+        def __init__(
+            self: Float[float], null: Literal[False] = False, **options: Unpack[_Options]
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Float[float | None], null: bool, **options: Unpack[_Options]
+        ) -> None: ...
+        def __init__(self, null: bool = False, **options: Unpack[_Options]) -> None: ...
 
     @classmethod
     def cast(cls, value: Any) -> float:
@@ -611,7 +701,7 @@ class Float(Attribute):
         return _number_score(value)
 
 
-class Decimal(Attribute):
+class Decimal(Attribute[_T]):
     """Handles Decimal ``__base_type__ = decimal.Decimal``.
 
     Stored as its exact text, so every digit (and the exponent) is kept.
@@ -623,6 +713,20 @@ class Decimal(Attribute):
     # a set per distinct value as well
     default_indexes = frozenset({"range"})
     supported_indexes = frozenset({"eq", "range"})
+
+    if TYPE_CHECKING:  # the value type follows ``null``
+
+        @overload
+        def __init__(
+            self: Decimal[decimal.Decimal],
+            null: Literal[False] = False,
+            **options: Unpack[_Options],
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Decimal[decimal.Decimal | None], null: bool, **options: Unpack[_Options]
+        ) -> None: ...
+        def __init__(self, null: bool = False, **options: Unpack[_Options]) -> None: ...
 
     @classmethod
     def cast(cls, value: Any) -> decimal.Decimal:
@@ -678,7 +782,7 @@ class Decimal(Attribute):
         return _number_score(value)
 
 
-class DateTime(Attribute):
+class DateTime(Attribute[_T]):
     """A date and time, aware or naive, kept to the microsecond.
 
     Stored as ISO 8601 text; an aware value keeps its UTC offset (a named zone
@@ -694,6 +798,28 @@ class DateTime(Attribute):
     default_indexes = frozenset({"range"})
     supported_indexes = frozenset({"eq", "range"})
 
+    @overload
+    def __init__(
+        self: DateTime[_dt.datetime],
+        auto_now: bool = False,
+        null: Literal[False] = False,
+        **options: Unpack[_Options],
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: DateTime[_dt.datetime | None],
+        auto_now: bool = False,
+        *,
+        null: bool,
+        **options: Unpack[_Options],
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: DateTime[_dt.datetime | None],
+        auto_now: bool,
+        null: bool,
+        **options: Unpack[_Options],
+    ) -> None: ...
     def __init__(self, auto_now: bool = False, null: bool = False, **kwargs: Any) -> None:
         super().__init__(null=null, **kwargs)
         self.auto_now = auto_now
@@ -773,10 +899,22 @@ def _parse_iso_datetime(text: str) -> _dt.datetime:
     return value
 
 
-class UUID(Attribute):
+class UUID(Attribute[_T]):
     """A UUID ``__base_type__ = uuid.UUID``; accepts a UUID or its text."""
 
     __base_type__ = _uuid.UUID
+
+    if TYPE_CHECKING:  # the value type follows ``null``
+
+        @overload
+        def __init__(
+            self: UUID[_uuid.UUID], null: Literal[False] = False, **options: Unpack[_Options]
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: UUID[_uuid.UUID | None], null: bool, **options: Unpack[_Options]
+        ) -> None: ...
+        def __init__(self, null: bool = False, **options: Unpack[_Options]) -> None: ...
 
     @classmethod
     def cast(cls, value: Any) -> _uuid.UUID:
@@ -797,7 +935,7 @@ class UUID(Attribute):
         return _uuid_from_text(value)
 
 
-class AutoUUID(UUID):
+class AutoUUID(UUID[_T]):
     """Automatically assigns a UUID as the value. ``__base_type__ = uuid.UUID``.
 
     The model's primary key: a model declares at most one, and a model that
@@ -816,13 +954,25 @@ class AutoUUID(UUID):
     default_indexes: ClassVar[frozenset[str]] = frozenset()
     supported_indexes: ClassVar[frozenset[str]] = frozenset()
 
+    if TYPE_CHECKING:  # the value type follows ``null``
+
+        @overload
+        def __init__(
+            self: AutoUUID[_uuid.UUID], null: Literal[False] = False, **options: Unpack[_Options]
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: AutoUUID[_uuid.UUID | None], null: bool, **options: Unpack[_Options]
+        ) -> None: ...
+        def __init__(self, null: bool = False, **options: Unpack[_Options]) -> None: ...
+
     @staticmethod
     def generate() -> _uuid.UUID:
         """A new primary key value: a UUID version 7."""
         return uuid7()
 
 
-class JSON(Attribute):
+class JSON(Attribute[Any]):
     """Stores python data as JSON text, and reads it back.
 
     Accepts ``None``, ``bool``, ``int``, ``float`` (finite), ``str``, lists,
@@ -927,7 +1077,7 @@ def _check_json(value: Any, path: str) -> None:
     raise TypeError(f"{path} is a {type(value).__name__}, which JSON cannot hold")
 
 
-class Pointer(Attribute):
+class Pointer(Attribute[_T]):
     """Think of it as a soft foreign key.
 
     Holds another record; stores the target's hash key.  Loading a record
@@ -941,6 +1091,19 @@ class Pointer(Attribute):
 
     __base_type__ = object
 
+    # A target class gives its records' type (or None: a deleted target loads
+    # as None, whatever ``null`` says); a target named by a string, only Any.
+    @overload
+    def __init__(
+        self: Pointer[_M | None],
+        to_model: type[_M],
+        null: bool = False,
+        **options: Unpack[_Options],
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: Pointer[Any], to_model: str, null: bool = False, **options: Unpack[_Options]
+    ) -> None: ...
     def __init__(
         self, to_model: type[ActiveRecord] | str, null: bool = False, **kwargs: Any
     ) -> None:
@@ -962,6 +1125,10 @@ class Pointer(Attribute):
                 ) from None
         return self._to_model
 
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> Self: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> _T: ...
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self

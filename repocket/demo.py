@@ -145,6 +145,7 @@ def run(url: str = "memory://", echo: Callable[[str], Any] = print, keep: bool =
     build = Build.create(project=project, stdout=b"collecting tests\n")
     show('build = Build.create(project=project, stdout=b"collecting tests\\n")')
     loaded = Build.objects.get(id=build.id)
+    assert loaded.project is not None  # a Pointer reads None once its target is deleted
     show("Build.objects.get(id=build.id).project.name", loaded.project.name)
     show(
         "Build.objects.filter(project=project).count()",
