@@ -37,6 +37,7 @@ from .attributes import (
     a_or_an,
 )
 from .connections import configure
+from .decoding import compile_decoder
 from .indexes import entries_for, field_entries
 from .keys import Collection
 from .manager import Manager, ManagerDescriptor, pointer_key
@@ -73,7 +74,7 @@ class Metadata:
 
     __slots__ = (
         "collection",
-        "decoders",
+        "decode",
         "defaulted",
         "fields",
         "hash_fields",
@@ -108,12 +109,12 @@ class Metadata:
             n: None if f.null or (n, f) in self.defaulted else f.empty_value()
             for n, f in fields.items()
         }
-        # per hash field: (name, attribute, the envelope text of its type
-        # before and after the value, as bytes)
-        self.decoders = tuple(
-            (n, fields[n], *serialization.envelope_affixes(type(fields[n])), fields[n].json_type)
-            for n in self.hash_fields
-        )
+        #: the stored hash fields' decoder (see :mod:`repocket.decoding`)
+        self.decode = compile_decoder({n: fields[n] for n in self.hash_fields}, model.__name__)
+
+    def key_of(self, record_id: str) -> str:
+        """The key of the model's record ``record_id`` in the current storage."""
+        return configure.storage().record_key(self.collection, record_id)
 
 
 _CONSTANT_EMPTY = frozenset({Attribute.empty_value, Unicode.empty_value, Bytes.empty_value})
@@ -838,42 +839,13 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         """
         meta = cls._meta
         instance = cls.__new__(cls)
-        values: dict[str, Any] = {}
         texts = stored.fields
-        scan = serialization.scan_json
-        key: str | None = None
-        for name, field, head, tail, json_type in meta.decoders:
-            text = texts.get(name)
-            if text is None:
-                values[name] = field.initial_value()
-                continue
-            # An envelope of the field's own type, as repocket writes it: its
-            # value is the text between the type's fixed head and tail, read
-            # by the C scanner; the text around it being fixed, it is a valid
-            # envelope exactly when that value is one whole JSON value.
-            value = _NOT_READ
-            if type(text) is bytes and text.startswith(head) and text.endswith(tail):
-                json_value = scan(text[len(head) : len(text) - len(tail)])
-                if json_value is None:
-                    value = None
-                elif type(json_value) is json_type:
-                    value = json_value  # already the field's Python value
-                elif json_value is not _NOT_READ:
-                    try:  # noqa: SIM105 - cheaper than contextlib.suppress on this hot path
-                        value = field.from_json(json_value)
-                    except (TypeError, ValueError, ArithmeticError, RecursionError):
-                        pass
-            if value is _NOT_READ:
-                if key is None:
-                    key = configure.storage().record_key(meta.collection, stored.record_id)
-                value = serialization.loads(field, text, key=key, field=name)
-            if value is None:
-                value = None if field.null else field.empty_value()
-            elif name in meta.pointer_fields:
-                if key is None:
-                    key = configure.storage().record_key(meta.collection, stored.record_id)
-                value = _pending_pointer(field, value, key, name)  # type: ignore[arg-type]
-            values[name] = value
+        values = meta.decode(texts, stored.record_id, meta.key_of)
+        for name in meta.pointer_fields:
+            value = values[name]
+            if value is not None:
+                key = meta.key_of(stored.record_id)
+                values[name] = _pending_pointer(meta.fields[name], value, key, name)  # type: ignore[arg-type]
         for name in meta.stream_fields:
             values[name] = bytes(stored.streams.get(name, b""))
         if values[meta.primary_key] is None:

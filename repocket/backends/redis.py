@@ -45,7 +45,8 @@ import itertools
 import json
 import math
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -541,23 +542,83 @@ class RedisStorage(Storage):
             if not fields:
                 return [None]
             return [StoredRecord(request.record_id, _text_keys(fields), {})]
-        with self._errors(f"load {len(requests)} record(s)", resend=True):
-            pipe = self._client.pipeline(transaction=False)
+        packed: list[bytes] = []
+        first = requests[0]
+        shards = self._shards(first.collection)
+        if len(shards) == 1 and all(
+            r.collection == first.collection and not r.streams for r in requests
+        ):
+            # the common batch: one collection on one shard, no streams
+            prefix = shards[0].record_prefix.encode("utf-8")
             for request in requests:
-                shard = self._shard(request.collection, request.record_id)
-                pipe.hgetall(shard.record_key(request.record_id))
-                for name in request.streams:
-                    pipe.get(shard.stream_key(request.record_id, name))
-            replies = iter(pipe.execute())
+                hash_key = prefix + request.record_id.encode("utf-8")
+                packed.append(b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%b\r\n" % (len(hash_key), hash_key))
+            with self._errors(f"load {len(requests)} records", resend=True):
+                replies = self._read_many(packed)
+            return [
+                StoredRecord(request.record_id, _text_keys(fields), _NO_STREAMS) if fields else None
+                for request, fields in zip(requests, replies, strict=True)
+            ]
+        for request in requests:
+            shard = self._shard(request.collection, request.record_id)
+            packed.append(_pack(b"HGETALL", shard.record_key(request.record_id)))
+            for name in request.streams:
+                packed.append(_pack(b"GET", shard.stream_key(request.record_id, name)))
+        with self._errors(f"load {len(requests)} record(s)", resend=True):
+            reply_iter = iter(self._read_many(packed))
         results: list[StoredRecord | None] = []
         for request in requests:
-            fields = next(replies)
-            streams = {name: next(replies) or b"" for name in request.streams}
+            fields = next(reply_iter)
+            streams = {name: next(reply_iter) or b"" for name in request.streams}
             if not fields:
                 results.append(None)
                 continue
             results.append(StoredRecord(request.record_id, _text_keys(fields), streams))
         return results
+
+    def _read_many(self, packed: Sequence[bytes]) -> list[Any]:
+        """Send read commands (packed with :func:`_pack`) in one round trip
+        and return their replies.
+
+        Bulk loads are repocket's hot path, and redis-py's pipeline spends
+        several microseconds of Python per command (queueing, packing,
+        reply callbacks) -- more than the server spends on an HGETALL.  This
+        sends one buffer and reads the replies one by one on a connection of
+        the client's own pool, with its retry policy (reads are resent) and
+        its error handling.  Hash replies come back as redis sends them: a
+        dict over RESP3, a flat list over RESP2 (:func:`_text_keys` reads both).
+
+        :raises redis.exceptions.ResponseError: the first error reply, once
+            every reply was read (the connection stays usable).
+        """
+        client = self._client
+        pool = client.connection_pool
+        conn: Any = client.connection or pool.get_connection()
+        data = [b"".join(packed)]
+        count = len(packed)
+
+        def send_and_read() -> list[Any]:
+            conn.send_packed_command(data)
+            replies: list[Any] = []
+            read = conn.read_response
+            for _ in range(count):
+                try:
+                    replies.append(read())
+                except redis.exceptions.ResponseError as exc:
+                    replies.append(exc)
+            return replies
+
+        try:
+            replies: list[Any] = conn.retry.call_with_retry(
+                send_and_read, lambda _error: conn.disconnect()
+            )
+        finally:
+            if client.connection is None:
+                pool.release(conn)
+        for reply in replies:
+            if isinstance(reply, redis.exceptions.ResponseError):
+                raise reply
+        return replies
 
     def iter_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
         iterators = [self._iter_shard_ids(shard, batch_size) for shard in self._shards(collection)]
@@ -761,6 +822,11 @@ class RedisStorage(Storage):
             yield from self.iter_ids(collection, batch_size)
             return
         shards = self._shards(collection)
+        if len(shards) == 1:
+            whole = self._whole_if_small(shards[0], plan, order, batch_size, collection)
+            if whole is not None:
+                yield from whole
+                return
         reverse = order is not None and order.descending
         snapshots = [shard.temp_key(uuid.uuid4().hex) for shard in shards]
         with self._errors(f"query {collection.label}", resend=True):
@@ -794,6 +860,57 @@ class RedisStorage(Storage):
         ]
         for _, record_id in _merge_scored(streams, order):
             yield record_id
+
+    def _whole_if_small(
+        self, shard: Shard, plan: Plan, order: Order | None, limit: int, collection: Collection
+    ) -> list[str] | None:
+        """The whole result, in its order, when it is one index read of at
+        most ``limit`` ids; else ``None`` (the caller takes a snapshot).
+
+        Most results fit in one batch, and for them a snapshot (copying the
+        ids to a temporary key, then paging it) costs the server several
+        times what reading the index does.  This reads the result's size
+        and its first ``limit`` ids in one MULTI of two commands, so what it
+        returns is as consistent as a snapshot; a larger result wasted one
+        read of ``limit`` ids.
+        """
+        pipe = self._client.pipeline(transaction=True)
+        # A | (B & G) is A while the guard G is empty (the query layer's
+        # candidates for a range on a field whose index may hold inexact
+        # scores): the guard's size is read in the same transaction
+        plan, guards = _unguarded(plan)
+        for name in guards:
+            pipe.scard(shard.index_key(name))
+        direct = _direct_order(shard, plan, order)
+        if direct is None and order is None and isinstance(plan, ScoreRange):
+            direct = (
+                shard.index_key(plan.name),
+                _bound(plan.low, plan.low_open),
+                _bound(plan.high, plan.high_open),
+            )
+        if direct is not None:
+            key, low, high = direct
+            descending = order is not None and order.descending
+            pipe.zcount(key, low, high)
+            if descending:
+                low, high = high, low
+            pipe.zrange(key, low, high, desc=descending, byscore=True, offset=0, num=limit)
+        elif order is None and isinstance(plan, Members):
+            key = shard.index_key(plan.name)
+            pipe.scard(key)
+            # at most `limit` distinct members, the whole set when it is no
+            # larger (and only `limit` of a large one: O(limit), not O(size))
+            pipe.srandmember(key, limit)
+        else:
+            return None
+        with self._errors(f"query {collection.label}", resend=True):
+            *guarded, total, page = pipe.execute()
+        if total > limit or any(guarded):
+            return None
+        ids = [_text(member) for member in page]
+        if order is None:
+            ids.sort()  # without an order, results come in the order of their ids
+        return ids
 
     def _drain(
         self,
@@ -1125,6 +1242,20 @@ def _direct_order(shard: Shard, plan: Plan, order: Order | None) -> tuple[str, s
     return None
 
 
+def _unguarded(plan: Plan) -> tuple[Plan, list[str]]:
+    """``(A, names of G's sets)`` for a plan ``A | (B & G)`` (a union holding
+    an intersection) whose guard ``G``
+    is one membership entry or a union of them; else ``(plan, [])``."""
+    if isinstance(plan, Union) and len(plan.parts) == 2:
+        base, rest = plan.parts
+        if isinstance(rest, Intersection) and len(rest.parts) == 2:
+            guard = rest.parts[1]
+            members = guard.parts if isinstance(guard, Union) else (guard,)
+            if members and all(isinstance(m, Members) for m in members):
+                return base, [m.name for m in members if isinstance(m, Members)]
+    return plan, []
+
+
 def _scored(page: Iterable[Any]) -> Iterator[tuple[float, str]]:
     """``(score, id)`` pairs of a ``WITHSCORES`` reply."""
     for member, score in page:
@@ -1202,21 +1333,35 @@ def _bound(value: float, open_: bool) -> str:
     return f"({text}" if open_ else text
 
 
-def _text_keys(fields: dict[Any, Any]) -> dict[str, Any]:
-    """A hash reply with its field names as text.  Names repeat from record
-    to record, so each is decoded once (a bounded cache: stored data may
-    hold any number of distinct names)."""
+def _text_keys(fields: dict[Any, Any] | list[Any]) -> dict[str, Any]:
+    """A hash reply (a dict, or over RESP2 a flat name, value... list) as a
+    dict with text names.  Names repeat from record to record, so each is
+    decoded once (a bounded cache: stored data may hold any number of
+    distinct names)."""
+    if isinstance(fields, list):
+        pairs = iter(fields)
+        fields = dict(zip(pairs, pairs, strict=False))
     try:
-        return {_NAMES[name]: value for name, value in fields.items()}
+        return dict(zip(map(_NAMES.__getitem__, fields), fields.values(), strict=True))
     except KeyError:
         if len(_NAMES) > 10_000:
             _NAMES.clear()
         for name in fields:
             _NAMES[name] = _text(name)
-        return {_NAMES[name]: value for name, value in fields.items()}
+        return dict(zip(map(_NAMES.__getitem__, fields), fields.values(), strict=True))
+
+
+def _pack(*args: str | bytes) -> bytes:
+    """One command in the redis protocol (strings encoded as UTF-8)."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg.encode("utf-8") if isinstance(arg, str) else arg
+        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(parts)
 
 
 _NAMES: dict[bytes, str] = {}
+_NO_STREAMS: Mapping[str, bytes] = MappingProxyType({})
 
 
 def _is_utf8(value: bytes) -> bool:
