@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, overload
 
 from . import serialization
 from .errors import RepocketActiveRecordDefinitionError, UnsavedRecordError, ValidationError
+from .pointers import PendingPointer
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from typing_extensions import Self, TypedDict, TypeVar, Unpack
@@ -1185,28 +1186,6 @@ class Pointer(Attribute[_T]):
                 f"{model_name}.{self.name} points to an unsaved "
                 f"{type(value).__name__} ({value!r}); save it first"
             )
-
-
-class PendingPointer:
-    """A pointer loaded as a key, fetched the first time it is read.
-
-    Records loaded *because a pointer named them* keep their own pointers in
-    this form, so loading never walks an unbounded chain of references.
-    """
-
-    __slots__ = ("key",)
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-    def resolve(self, attribute: Pointer, model_name: str) -> Any:
-        """Load the target record (``None`` when it no longer exists)."""
-        from .manager import load_pointer
-
-        return load_pointer(attribute, self.key, model_name)
-
-    def __repr__(self) -> str:
-        return f"<PendingPointer {self.key}>"
 
 
 def _uuid_from_text(text: str) -> _uuid.UUID:

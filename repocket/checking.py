@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .connections import configure
 from .indexes import entries_for
+from .pointers import load_many
 from .storage import IndexEntry
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -92,8 +93,6 @@ def check_index(
     progress: Callable[[int], object] | None = None,
 ) -> IndexReport:
     """Compare a model's index data with its stored records; see the module."""
-    from .manager import load_many
-
     storage = configure.storage()
     collection = model._meta.collection
     report = IndexReport()

@@ -31,7 +31,6 @@ from .attributes import (
     ByteStream,
     Float,
     Integer,
-    PendingPointer,
     Pointer,
     Unicode,
     a_or_an,
@@ -40,7 +39,8 @@ from .connections import configure
 from .decoding import compile_decoder
 from .indexes import entries_for, field_entries
 from .keys import Collection
-from .manager import Manager, ManagerDescriptor, pointer_key
+from .manager import ManagerDescriptor
+from .pointers import PendingPointer, pointer_key
 from .query import Lookup, lookup_matches, prepare_value
 from .registry import register_model
 from .storage import FieldSwap, RecordWrite, StoredRecord
@@ -897,7 +897,3 @@ _short.maxother = 120
 
 def _repr(value: Any) -> str:
     return _short.repr(value)
-
-
-# The manager needs the model module to build instances; it imports lazily.
-Manager.model_base = ActiveRecord

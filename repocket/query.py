@@ -47,6 +47,7 @@ from .indexes import (
     range_name,
     term_for,
 )
+from .pointers import expected_pointer_key, pointer_key
 from .storage import AllIds, Difference, Intersection, Members, Plan, ScoreRange, Union
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -193,8 +194,6 @@ def prepare_value(model: type[ActiveRecord], attribute: Attribute, value: Any) -
 
     :raises ValidationError: the value cannot be cast to the field's type.
     """
-    from .manager import expected_pointer_key
-
     if isinstance(attribute, Pointer):
         return expected_pointer_key(attribute, value)
     if value is None:
@@ -243,8 +242,6 @@ def _is_none(value: Any) -> bool:
 
 def lookup_matches(attribute: Attribute, actual: Any, lookup: Lookup) -> bool:
     """Whether a loaded value satisfies a lookup (Python's comparison rules)."""
-    from .manager import pointer_key
-
     if isinstance(attribute, Pointer):
         actual = pointer_key(actual)
     op, expected = lookup.op, lookup.value

@@ -18,7 +18,7 @@ import pytest
 
 from repocket import ActiveRecord, attributes
 from repocket.errors import ValidationError
-from repocket.manager import ResultSet
+from repocket.resultset import ResultSet
 from repocket.storage import Storage
 
 UTC = dt.timezone.utc

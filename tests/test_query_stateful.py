@@ -37,7 +37,7 @@ the documented semantics only --
   key: a pointer to a deleted record still matches that record's id in
   lookups, but loads as ``None`` (and is saved as ``None`` if its holder is
   loaded and saved again);
-* ordering (:meth:`repocket.manager.ResultSet.order_by`): by each field in
+* ordering (:meth:`repocket.resultset.ResultSet.order_by`): by each field in
   turn, ``None`` and NaN before every value (so last when descending);
   records equal in every field by id, ascending or descending as the first
   field is; no ordering means ascending id;
@@ -74,7 +74,7 @@ from repocket.backends.memory import MemoryStorage
 from repocket.connections import configure
 from repocket.errors import UniqueViolation
 from repocket.keys import Collection
-from repocket.manager import ResultSet
+from repocket.resultset import ResultSet
 from repocket.storage import Storage
 
 from .conftest import make_storage

@@ -140,7 +140,7 @@ def test_saving_a_changed_record_is_one_round_trip_and_one_command(storage) -> N
 
 
 def test_get_many_and_bulk_create_are_one_round_trip_per_batch(storage, monkeypatch) -> None:
-    from repocket.manager import ResultSet
+    from repocket.resultset import ResultSet
 
     monkeypatch.setattr(ResultSet, "batch_size", 10)
     wizards = [Wizard(name=f"w{i}", age=i, wand=f"wand {i}") for i in range(25)]

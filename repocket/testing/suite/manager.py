@@ -12,7 +12,7 @@ from ...errors import (
     UnknownFieldError,
     ValidationError,
 )
-from ...manager import ResultSet
+from ...resultset import ResultSet
 from ...storage import Storage
 from ..models import Build, Project, User
 from .base import BackendSuite
