@@ -28,6 +28,8 @@ setup(
         # "lua" extra brings lupa
         "fakeredis[lua]>=2.20",
         "click>=8.1",
+        # the async API runs the one model layer in greenlets (repocket.asyncbridge)
+        "greenlet>=3.0",
     ],
     extras_require={
         # redis-py parses replies in C when hiredis is installed: use it in production

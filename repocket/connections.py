@@ -16,12 +16,18 @@ of the memory backend) for looking at raw data.
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from typing import Any, ClassVar
+import weakref
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from .asyncbridge import in_bridge
 from .errors import ConfigurationError, NotConfiguredError
 from .keys import Collection
 from .storage import Storage, backend_for_url, get_backend
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .async_storage import AsyncStorage
 
 __all__ = ["configure"]
 
@@ -58,6 +64,11 @@ class configure:  # noqa: N801 - the lower-case name is the documented 0.0.1 API
 
     _storage: ClassVar[Storage | None] = None
     _lock: ClassVar[threading.Lock] = threading.Lock()
+    # per event loop: the configured storage and the AsyncStorage serving it
+    # there (made on first use; dropped with the loop)
+    _async: ClassVar[weakref.WeakKeyDictionary[Any, tuple[Storage, Any]]] = (
+        weakref.WeakKeyDictionary()
+    )
 
     @classmethod
     def connection_pool(
@@ -134,7 +145,44 @@ class configure:  # noqa: N801 - the lower-case name is the documented 0.0.1 API
         storage = cls._storage
         if storage is None:
             raise NotConfiguredError(f"repocket has no storage configured; {_HOW_TO}")
+        if in_bridge():
+            # the model layer runs for async code: its storage calls await
+            awaiting: Storage = cls._awaiting(storage)
+            return awaiting
         return storage
+
+    @classmethod
+    def async_storage(cls) -> AsyncStorage:
+        """The :class:`~repocket.async_storage.AsyncStorage` serving the
+        configured storage to the running event loop (made on first use: for
+        redis, a ``redis.asyncio`` client with the same settings; for memory,
+        fakeredis's async client over the same data; for a sync-only
+        backend, its calls run in worker threads).
+
+        :raises NotConfiguredError: nothing has been configured yet.
+        :raises RuntimeError: no event loop is running.
+        """
+        return cls._awaiting(cls.storage()).async_storage  # type: ignore[no-any-return]
+
+    @classmethod
+    def _awaiting(cls, storage: Storage) -> Any:
+        from .async_storage import AwaitingStorage, async_storage_for
+
+        loop = asyncio.get_running_loop()
+        found = cls._async.get(loop)
+        if found is None or found[0] is not storage:
+            found = (storage, AwaitingStorage(async_storage_for(storage), storage))
+            cls._async[loop] = found
+        return found[1]
+
+    @classmethod
+    async def aclose(cls) -> None:
+        """Close the running event loop's async connections (opened again
+        when next needed).  Call it before the loop ends, as a web
+        application's shutdown hook, to release them cleanly."""
+        found = cls._async.pop(asyncio.get_running_loop(), None)
+        if found is not None:
+            await found[1].async_storage.aclose()
 
     @classmethod
     def record_key(cls, collection: Collection, record_id: str) -> str:

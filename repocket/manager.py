@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import errors
+from .asyncbridge import run_sync
 from .checking import IndexReport, check_index
 from .connections import configure
 from .pointers import load_many
@@ -108,6 +109,36 @@ class Manager(Generic[M]):
                 f"more than one {model.__name__} matches {_describe(kwargs)}"
             )
         return results[0]
+
+    # -- for async code: the same operations, awaited (see repocket.asyncbridge) ----
+
+    async def aget(self, **kwargs: Any) -> M:
+        """:meth:`get`, for async code."""
+        return await run_sync(self.get, **kwargs)
+
+    async def aget_many(self, ids: Iterable[Any]) -> list[M | None]:
+        """:meth:`get_many`, for async code."""
+        return await run_sync(self.get_many, ids)
+
+    async def acreate(self, **kwargs: Any) -> M:
+        """:meth:`create`, for async code."""
+        return await run_sync(self.create, **kwargs)
+
+    async def abulk_create(self, records: Iterable[M], batch_size: int | None = None) -> list[M]:
+        """:meth:`bulk_create`, for async code."""
+        return await run_sync(self.bulk_create, records, batch_size)
+
+    async def acount(self) -> int:
+        """:meth:`count`, for async code."""
+        return await run_sync(self.count)
+
+    async def aexists(self) -> bool:
+        """:meth:`exists`, for async code."""
+        return await run_sync(self.exists)
+
+    async def afirst(self) -> M | None:
+        """:meth:`first`, for async code."""
+        return await run_sync(self.first)
 
     def get_many(self, ids: Iterable[Any]) -> list[M | None]:
         """The records with these ids, in order (``None`` where there is none).

@@ -19,11 +19,12 @@ The model layer talks to storage only through :class:`repocket.storage.Storage`.
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from . import errors, serialization
+from .asyncbridge import run_sync
 from .attributes import (
     Attribute,
     AutoUUID,
@@ -139,6 +140,10 @@ _RESERVED = frozenset(
         "increment",
         "pk",
         "create",
+        "asave",
+        "adelete",
+        "aincrement",
+        "acreate",
         "matches",
         "to_dict",
         "objects",
@@ -213,6 +218,8 @@ class ActiveRecordMeta(type):
             method_name = f"append_{stream}"
             if method_name not in namespace:
                 setattr(cls, method_name, _make_appender(stream))
+            if f"a{method_name}" not in namespace:
+                setattr(cls, f"a{method_name}", _make_async_appender(stream))
 
         register_model(cls)  # type: ignore[arg-type]
         return cls
@@ -261,6 +268,15 @@ def _class_attribute(cls: type, name: str) -> Any:
 
 
 _ABSENT: Any = object()
+
+
+def _make_async_appender(field_name: str) -> Callable[[ActiveRecord, Any], Awaitable[str]]:
+    async def aappend(self: ActiveRecord, data: Any) -> str:
+        return await run_sync(getattr(self, f"append_{field_name}"), data)
+
+    aappend.__name__ = f"aappend_{field_name}"
+    aappend.__doc__ = f"``append_{field_name}()``, for async code."
+    return aappend
 
 
 def _make_appender(field_name: str) -> Callable[[ActiveRecord, Any], str]:
@@ -450,6 +466,28 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         instance = cls(**kwargs)
         instance.save()
         return instance
+
+    @classmethod
+    async def acreate(cls: type[T], **kwargs: Any) -> T:
+        """:meth:`create`, for async code."""
+        return await run_sync(cls.create, **kwargs)
+
+    async def asave(self, if_unchanged: bool = False) -> dict[str, Any]:
+        """:meth:`save`, for async code: the same single command and round trip.
+
+        A task cancelled while waiting leaves the record as it was or fully
+        saved, never half-written (the save is one command); the instance
+        is then in the state :meth:`save` leaves after a timeout.
+        """
+        return await run_sync(self.save, if_unchanged=if_unchanged)
+
+    async def adelete(self) -> int:
+        """:meth:`delete`, for async code."""
+        return await run_sync(self.delete)
+
+    async def aincrement(self, name: str, by: int | float = 1) -> Any:
+        """:meth:`increment`, for async code."""
+        return await run_sync(self.increment, name, by)
 
     def save(self, if_unchanged: bool = False) -> dict[str, Any]:
         """Persists the model in storage, atomically, with its index entries:

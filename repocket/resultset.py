@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import datetime
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from . import errors
+from .asyncbridge import run_sync
 from .attributes import Attribute, DateTime, Pointer
 from .connections import configure
 from .indexes import class_name, range_name
@@ -175,6 +176,45 @@ class ResultSet(Generic[M]):
         for record in list(self.iterator()):
             removed += record.delete()
         return removed
+
+    # -- for async code: the same operations, awaited (see repocket.asyncbridge) ----
+
+    async def acount(self) -> int:
+        """:meth:`count`, for async code."""
+        return await run_sync(self.count)
+
+    async def aexists(self) -> bool:
+        """:meth:`exists`, for async code."""
+        return await run_sync(self.exists)
+
+    async def afirst(self) -> M | None:
+        """:meth:`first`, for async code."""
+        return await run_sync(self.first)
+
+    async def adelete(self) -> int:
+        """:meth:`delete`, for async code."""
+        return await run_sync(self.delete)
+
+    async def aslice(self, start: int | None, stop: int | None) -> list[M]:
+        """``self[start:stop]``, for async code (``await qs.aslice(20, 40)``)."""
+        return await run_sync(self.__getitem__, slice(start, stop))
+
+    def __aiter__(self) -> AsyncIterator[M]:
+        """``async for record in qs``: the matches in batches, as :meth:`iterator`."""
+        return self.aiterator()
+
+    async def aiterator(self, batch_size: int | None = None) -> AsyncIterator[M]:
+        """:meth:`iterator`, for async code: memory holds one batch at a time
+        (orderings sorted in Python excepted, as in sync code)."""
+        if self._cache is not None:
+            for record in self._cache:
+                yield record
+            return
+        size = batch_size or self.batch_size
+        records = self.iterator(size)  # a generator: nothing runs until advanced
+        while batch := await run_sync(_take, records, size):
+            for record in batch:
+                yield record
 
     def iterator(self, batch_size: int | None = None) -> Iterator[M]:
         """Yield the matching records, loading ``batch_size`` per round trip.
@@ -481,6 +521,10 @@ def _kind_mismatch(model: type, lookup: Lookup, aware: bool) -> str:
 def _lookup_text(lookup: Lookup) -> str:
     suffix = "" if lookup.op == "eq" else f"__{lookup.op}"
     return f"{lookup.field}{suffix}={lookup.value!r}"
+
+
+def _take(iterator: Iterator[M], size: int) -> list[M]:
+    return list(itertools.islice(iterator, size))
 
 
 def _batched(items: Iterable[str], size: int) -> Iterator[list[str]]:

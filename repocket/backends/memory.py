@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import fakeredis
 
+from ..async_storage import AsyncStorage
 from .redis import RedisStorage, _pop_shards
 
 __all__ = ["MemoryStorage"]
@@ -58,6 +59,14 @@ class MemoryStorage(RedisStorage):
         parts = urlsplit(url)
         name = (parts.netloc + parts.path).strip("/") or None
         return cls(name, shards=shards, **options)
+
+    def open_async(self) -> AsyncStorage:
+        """This store for async code: fakeredis's async client over the same
+        in-process server, so what sync code saves, async code sees."""
+        from .redis_async import open_async_storage
+
+        server = self._client.connection_pool.connection_kwargs["server"]
+        return open_async_storage(self, fakeredis.FakeAsyncRedis(server=server))
 
     def describe(self) -> str:
         where = f"memory store {self.name!r}" if self.name else "private memory store"

@@ -55,6 +55,7 @@ import redis.exceptions
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.retry import Retry
 
+from ..async_storage import AsyncStorage
 from ..errors import (
     ConfigurationError,
     ConflictError,
@@ -265,6 +266,14 @@ class RedisStorage(Storage):
                 f"redis storage cannot use {redact_url(url)!r}: {redact_secrets(str(exc), url)}"
             ) from None
         return cls(client, shards=shards)
+
+    def open_async(self) -> AsyncStorage:
+        """This storage for async code (see :mod:`repocket.async_storage`):
+        the backend's own code over a ``redis.asyncio`` client connecting as
+        this one does (see :mod:`repocket.backends.redis_async`)."""
+        from .redis_async import async_client_like, open_async_storage
+
+        return open_async_storage(self, async_client_like(self._client))
 
     @property
     def native_client(self) -> redis.Redis:
