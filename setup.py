@@ -44,6 +44,10 @@ setup(
             # the suite builds the docs and runs their examples
             "sphinx>=7.2",
             "furo>=2024.1.29",
+            # examples/bookshelf, a FastAPI application, is tested in-process
+            # through httpx's ASGI transport
+            "fastapi>=0.110",
+            "httpx>=0.27",
         ],
         "docs": [
             "sphinx>=7.2",

@@ -1,0 +1,1 @@
+"""A small FastAPI application on repocket's async API (see README.md)."""
