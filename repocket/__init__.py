@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from . import attributes
 from .model import ActiveRecord
+from .query import Q
 
-__all__ = ["ActiveRecord", "attributes", "__version__"]
+__all__ = ["ActiveRecord", "Q", "attributes", "__version__"]
 
 __version__ = "0.1.0"

@@ -76,6 +76,7 @@ __all__ = [
     "Unicode",
     "Bytes",
     "Integer",
+    "Boolean",
     "Float",
     "Decimal",
     "DateTime",
@@ -606,6 +607,54 @@ class Integer(Attribute[_T]):
         if type(value) is int and -_EXACT_INT <= value <= _EXACT_INT:
             return ("", float(value), True)  # every such int is a float exactly
         return _number_score(value)
+
+
+class Boolean(Attribute[_T]):
+    """Handles bool ``__base_type__ = bool``: ``True`` or ``False``.
+
+    Stored as its own envelope type (``{"type": "Boolean", "value": true,
+    ...}``), so it reads back as a ``bool`` (an :class:`Integer` given
+    ``True`` stores and returns ``1``).  Equality-indexed by default:
+    ``filter(active=True)``.  Accepts ``True``/``False`` and the integers
+    ``1``/``0``; anything else (``"yes"``, ``2``, ``None`` without
+    ``null=True``) raises :class:`~repocket.errors.ValidationError`.  A field
+    never given, with no default, holds ``False``.
+    """
+
+    __base_type__ = bool
+    json_type = bool
+
+    if TYPE_CHECKING:  # the value type follows ``null``
+
+        @overload
+        def __init__(
+            self: Boolean[bool], null: Literal[False] = False, **options: Unpack[_Options]
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Boolean[bool | None], null: bool, **options: Unpack[_Options]
+        ) -> None: ...
+        def __init__(self, null: bool = False, **options: Unpack[_Options]) -> None: ...
+
+    @classmethod
+    def cast(cls, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if type(value) is int and value in (0, 1):
+            return bool(value)
+        raise TypeError(f"expected True or False (or 1 or 0), got {_short_repr(value)}")
+
+    @classmethod
+    def from_json(cls, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"expected a JSON true or false, got {type(value).__name__}")
+        return value
+
+    def empty_value(self) -> bool:
+        return False
+
+    def index_term(self, value: Any) -> str | None:
+        return "true" if value else "false"
 
 
 #: integers up to this magnitude are exactly representable as floats

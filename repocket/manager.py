@@ -24,7 +24,7 @@ of records or of matches, except where said):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import errors
@@ -32,7 +32,7 @@ from .asyncbridge import run_sync
 from .checking import IndexReport, check_index
 from .connections import configure
 from .pointers import load_many
-from .query import Lookup, lookup_matches, parse_lookups
+from .query import Lookup, Q, lookup_matches, parse_lookups
 from .resultset import ResultSet, _batched
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -110,7 +110,70 @@ class Manager(Generic[M]):
             )
         return results[0]
 
+    def get_or_create(
+        self, defaults: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> tuple[M, bool]:
+        """``(record, created)``: the one record matching ``kwargs``, or a new
+        one made from ``kwargs`` and ``defaults`` and saved.
+
+        Lookups with ``__`` (``name__startswith=...``) select but are not
+        given to the new record.  Race-free when a lookup is an equality on a
+        ``unique=True`` field: of two processes that both found nothing, one
+        creates the record and the other's save is refused by the unique
+        claim, so it returns that record (``created`` False).  On other
+        lookups two racing processes can create two records (as in Django
+        without a database constraint).
+
+        :raises Model.MultipleObjectsReturned: several records match.
+        """
+        model = self.model
+        try:
+            return self.get(**kwargs), False
+        except model.DoesNotExist:
+            pass
+        record = model(**{**_plain_fields(kwargs), **(defaults or {})})
+        try:
+            record.save()
+        except errors.UniqueViolation:
+            # another writer created it between our get() and save()
+            try:
+                return self.get(**kwargs), False
+            except model.DoesNotExist:
+                raise  # the claim is held by a record these lookups do not match
+        return record, True
+
+    def update_or_create(
+        self, defaults: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> tuple[M, bool]:
+        """``(record, created)``: the one record matching ``kwargs`` with
+        ``defaults`` assigned and saved, or a new one made from both.
+
+        Creation races as in :meth:`get_or_create`; the update is a plain
+        :meth:`~repocket.model.ActiveRecord.save` (the last writer wins; use
+        ``save(if_unchanged=True)`` yourself for a conditional update).
+
+        :raises Model.MultipleObjectsReturned: several records match.
+        """
+        record, created = self.get_or_create(defaults, **kwargs)
+        if not created and defaults:
+            for name, value in defaults.items():
+                setattr(record, name, value)
+            record.save()
+        return record, created
+
     # -- for async code: the same operations, awaited (see repocket.asyncbridge) ----
+
+    async def aget_or_create(
+        self, defaults: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> tuple[M, bool]:
+        """:meth:`get_or_create`, for async code."""
+        return await run_sync(self.get_or_create, defaults, **kwargs)
+
+    async def aupdate_or_create(
+        self, defaults: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> tuple[M, bool]:
+        """:meth:`update_or_create`, for async code."""
+        return await run_sync(self.update_or_create, defaults, **kwargs)
 
     async def aget(self, **kwargs: Any) -> M:
         """:meth:`get`, for async code."""
@@ -159,17 +222,19 @@ class Manager(Generic[M]):
         """Every record of the model, as a lazy :class:`ResultSet`."""
         return ResultSet(self.model)
 
-    def filter(self, **kwargs: Any) -> ResultSet[M]:
+    def filter(self, *conditions: Q, **kwargs: Any) -> ResultSet[M]:
         """Records matching ALL the lookups, as a lazy :class:`ResultSet`.
 
-        ``filter(house_name="Gryffindor", age__gte=17, name__in=[...])``; see
+        ``filter(house_name="Gryffindor", age__gte=17, name__in=[...])``, and
+        :class:`~repocket.query.Q` conditions:
+        ``filter(Q(house_name="Gryffindor") | Q(age__gt=30))``; see
         :mod:`repocket.query` for the lookups.
         """
-        return ResultSet(self.model).filter(**kwargs)
+        return ResultSet(self.model).filter(*conditions, **kwargs)
 
-    def exclude(self, **kwargs: Any) -> ResultSet[M]:
-        """Records NOT matching all the lookups together."""
-        return ResultSet(self.model).exclude(**kwargs)
+    def exclude(self, *conditions: Q, **kwargs: Any) -> ResultSet[M]:
+        """Records NOT matching all the lookups (and conditions) together."""
+        return ResultSet(self.model).exclude(*conditions, **kwargs)
 
     def order_by(self, *fields: str) -> ResultSet[M]:
         """Every record, sorted; see :meth:`ResultSet.order_by`."""
@@ -329,6 +394,11 @@ def _bulk_error(
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:80] + "..."
+
+
+def _plain_fields(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The plain ``field=value`` items of lookups (no ``__`` operator)."""
+    return {name: value for name, value in kwargs.items() if "__" not in name}
 
 
 def _describe(kwargs: dict[str, Any]) -> str:

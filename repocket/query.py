@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,10 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from .model import ActiveRecord
 
 __all__ = [
+    "Q",
+    "Condition",
+    "parse_condition",
+    "condition_matcher",
     "Lookup",
     "parse_lookups",
     "prepare_value",
@@ -79,6 +83,122 @@ class Lookup:
     field: str
     op: str
     value: Any
+
+
+class Q:
+    """A condition to combine: ``Q(house="Gryffindor") | Q(age__gt=30)``.
+
+    ``Q(**lookups)`` holds when all its lookups hold (as ``filter()``'s
+    keywords); ``a | b`` when either holds, ``a & b`` when both do, ``~a``
+    when ``a`` does not.  Give them to ``filter()`` and ``exclude()``
+    (with or without keywords).  On indexed fields they are answered by
+    unions, intersections and differences of index sets on the server; as
+    with keywords, a lookup on a field without the index it needs makes
+    the query read the model's records (and logs a warning).
+    """
+
+    __slots__ = ("children", "kind", "lookups")
+
+    def __init__(self, *children: Q, **lookups: Any) -> None:
+        for child in children:
+            if not isinstance(child, Q):
+                raise TypeError(f"Q() takes Q objects and keyword lookups, not {child!r}")
+        self.kind = "and"
+        self.children: tuple[Q, ...] = children
+        self.lookups: dict[str, Any] = lookups
+
+    @classmethod
+    def _node(cls, kind: str, children: tuple[Q, ...]) -> Q:
+        node = cls(*children)
+        node.kind = kind
+        return node
+
+    def __or__(self, other: Q) -> Q:
+        if not isinstance(other, Q):
+            return NotImplemented
+        return Q._node("or", (self, other))
+
+    def __and__(self, other: Q) -> Q:
+        if not isinstance(other, Q):
+            return NotImplemented
+        return Q._node("and", (self, other))
+
+    def __invert__(self) -> Q:
+        return Q._node("not", (self,))
+
+    def __repr__(self) -> str:
+        if self.kind == "not":
+            return f"~{self.children[0]!r}"
+        if self.kind == "or":
+            return f"({' | '.join(map(repr, self.children))})"
+        items = [repr(child) for child in self.children]
+        items += [f"{name}={value!r}" for name, value in self.lookups.items()]
+        if not self.children:
+            return f"Q({', '.join(items)})"
+        return f"({' & '.join(items)})"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A :class:`Q` with its lookups parsed for one model: ``kind`` is
+    ``"and"`` (``lookups`` and every child hold), ``"or"`` or ``"not"``."""
+
+    kind: str
+    lookups: tuple[Lookup, ...] = ()
+    children: tuple[Condition, ...] = ()
+
+    def all_lookups(self) -> Iterator[Lookup]:
+        """Every lookup in the condition, at any depth."""
+        yield from self.lookups
+        for child in self.children:
+            yield from child.all_lookups()
+
+
+def parse_condition(model: type[ActiveRecord], q: Q) -> Condition:
+    """``q`` with its lookups validated and cast for ``model`` (see
+    :func:`parse_lookups` for the errors)."""
+    children = tuple(parse_condition(model, child) for child in q.children)
+    return Condition(q.kind, parse_lookups(model, q.lookups), children)
+
+
+def condition_matcher(model: type[ActiveRecord], condition: Condition) -> Callable[[Any], bool]:
+    """A function telling whether a record's values (``record._values``)
+    meet ``condition``."""
+    fields = model._meta.fields
+    checks = [(lk.field, lookup_matcher(fields[lk.field], lk)) for lk in condition.lookups]
+    parts = [condition_matcher(model, child) for child in condition.children]
+    if condition.kind == "not":
+        (inner,) = parts
+        return lambda values: not inner(values)
+    if condition.kind == "or":
+        return lambda values: any(part(values) for part in parts)
+    return lambda values: (
+        all(m(values[name]) for name, m in checks) and all(part(values) for part in parts)
+    )
+
+
+def _compile_condition(
+    model: type[ActiveRecord], condition: Condition, loose: bool
+) -> tuple[Plan, bool, set[str]]:
+    """``(plan, exact, inexact fields)`` of a condition, as :func:`_compile`
+    gives them for keywords: in ``loose`` mode a superset of the matches."""
+    if condition.kind == "not":
+        plan, exact, inexact = _compile_condition(model, condition.children[0], loose)
+        if not exact or (loose and inexact):
+            # a superset cannot be subtracted: every record is a candidate,
+            # and the loaded ones are checked against the condition
+            return AllIds(), False, inexact
+        return Difference(AllIds(), plan), exact, inexact
+    results = [_compile(model, condition.lookups, (), loose)] if condition.lookups else []
+    results += [_compile_condition(model, child, loose) for child in condition.children]
+    exact = all(r[1] for r in results)
+    inexact = set().union(*(r[2] for r in results)) if results else set()
+    plans = [r[0] for r in results]
+    if condition.kind == "or":
+        if not plans or any(isinstance(p, AllIds) for p in plans):
+            return AllIds(), exact and bool(plans), inexact
+        return (plans[0] if len(plans) == 1 else Union(tuple(plans))), exact, inexact
+    return _intersect(plans), exact, inexact
 
 
 @dataclass(frozen=True)
@@ -300,16 +420,25 @@ def compile_lookups(
     model: type[ActiveRecord],
     lookups: tuple[Lookup, ...],
     excludes: tuple[tuple[Lookup, ...], ...] = (),
+    conditions: tuple[Condition, ...] = (),
 ) -> Compiled:
-    """The plans of ``filter(*lookups)`` minus each ``exclude(*group)``.
+    """The plans of ``filter(*lookups)`` minus each ``exclude(*group)``,
+    within every one of ``conditions`` (:class:`Q` objects).
 
     A query that must read every record of the model because a field it
     looks up has no index logs a warning (see :func:`warn_full_scan`).
     """
     strict, exact, inexact = _compile(model, lookups, excludes, loose=False)
     loose, _, _ = _compile(model, lookups, excludes, loose=True)
+    for condition in conditions:
+        c_strict, c_exact, c_inexact = _compile_condition(model, condition, loose=False)
+        c_loose, _, _ = _compile_condition(model, condition, loose=True)
+        strict, loose = _intersect([strict, c_strict]), _intersect([loose, c_loose])
+        exact = exact and c_exact
+        inexact |= c_inexact
     if isinstance(loose, AllIds):
-        warn_full_scan(model, lookups, excludes)
+        in_conditions = tuple(lk for c in conditions for lk in c.all_lookups())
+        warn_full_scan(model, lookups + in_conditions, excludes)
     return Compiled(strict, loose, exact, frozenset(inexact))
 
 

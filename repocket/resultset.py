@@ -20,15 +20,20 @@ from .asyncbridge import run_sync
 from .attributes import Attribute, DateTime, Pointer
 from .connections import configure
 from .indexes import class_name, range_name
+from .keys import parse_record_key
 from .pointers import load_many, pointer_key, resolve_pointers
 from .query import (
     RANGE_OPS,
     Compiled,
+    Condition,
     Lookup,
+    Q,
     _is_nan,
     compile_lookups,
+    condition_matcher,
     inexact_guard,
     lookup_matcher,
+    parse_condition,
     parse_lookups,
 )
 from .storage import AllIds, Members, Order, Plan, Storage
@@ -61,11 +66,13 @@ class ResultSet(Generic[M]):
         lookups: tuple[Lookup, ...] = (),
         excludes: tuple[tuple[Lookup, ...], ...] = (),
         ordering: tuple[str, ...] = (),
+        conditions: tuple[Condition, ...] = (),
     ) -> None:
         self.model = model
         self._lookups = lookups
         self._excludes = excludes
         self._ordering = ordering
+        self._conditions = conditions
         self._compiled: Compiled | None = None
         # per lookup, (field, function telling whether a value matches); made
         # on first use, for the lookups and for each exclude() group
@@ -77,25 +84,39 @@ class ResultSet(Generic[M]):
             | None
         ) = None
         self._cache: list[M] | None = None
+        self._meets: list[Callable[[Any], bool]] | None = None
 
     # -- building --------------------------------------------------------------------
 
-    def filter(self, **kwargs: Any) -> ResultSet[M]:
-        """A new result set with more lookups (all must hold)."""
+    def filter(self, *conditions: Q, **kwargs: Any) -> ResultSet[M]:
+        """A new result set with more lookups (all must hold), and
+        :class:`~repocket.query.Q` conditions (each must hold)."""
         return ResultSet(
             self.model,
             self._lookups + parse_lookups(self.model, kwargs),
             self._excludes,
             self._ordering,
+            self._conditions + tuple(parse_condition(self.model, q) for q in conditions),
         )
 
-    def exclude(self, **kwargs: Any) -> ResultSet[M]:
-        """A new result set without the records matching all these lookups."""
+    def exclude(self, *conditions: Q, **kwargs: Any) -> ResultSet[M]:
+        """A new result set without the records matching all these lookups
+        and conditions together."""
+        if not conditions:
+            return ResultSet(
+                self.model,
+                self._lookups,
+                (*self._excludes, parse_lookups(self.model, kwargs)),
+                self._ordering,
+                self._conditions,
+            )
+        excluded = ~Q(*conditions, **kwargs)
         return ResultSet(
             self.model,
             self._lookups,
-            (*self._excludes, parse_lookups(self.model, kwargs)),
+            self._excludes,
             self._ordering,
+            (*self._conditions, parse_condition(self.model, excluded)),
         )
 
     def order_by(self, *fields: str) -> ResultSet[M]:
@@ -123,7 +144,7 @@ class ResultSet(Generic[M]):
                     model=model.__name__,
                     field=name,
                 )
-        return ResultSet(model, self._lookups, self._excludes, tuple(fields))
+        return ResultSet(model, self._lookups, self._excludes, tuple(fields), self._conditions)
 
     # -- running -------------------------------------------------------------------
 
@@ -170,6 +191,59 @@ class ResultSet(Generic[M]):
         page = self[:1]
         return page[0] if page else None
 
+    def last(self) -> M | None:
+        """The last record in the result's order, or ``None``.
+
+        Ordered by one range-indexed field, this reads one record (the
+        reversed order's first); otherwise the matches are read through in
+        order, keeping only the last (without ``order_by()``, the record
+        with the greatest id).
+        """
+        if self._ordering:
+            return self.order_by(*(_reversed(name) for name in self._ordering)).first()
+        found: M | None = None
+        for found in self.iterator():  # noqa: B007 - the loop keeps the last one
+            pass
+        return found
+
+    def values(self, *fields: str) -> list[dict[str, Any]]:
+        """The matches as dicts of field name -> value (every field when
+        none is named), in the result's order.
+
+        A Pointer's value is its target's id, as in Django (the target is
+        not loaded for it); a ByteStream's is its bytes.
+
+        :raises UnknownFieldError: a name is not a field of the model.
+        """
+        names = self._field_names(fields)
+        return [{name: _plain(record, name) for name in names} for record in self.iterator()]
+
+    def values_list(self, *fields: str, flat: bool = False) -> list[Any]:
+        """The matches as tuples of the named fields' values (every field
+        when none is named), in the result's order; with ``flat=True`` and
+        one field, the values themselves.  Pointers give their target's id.
+
+        :raises UnknownFieldError: a name is not a field of the model.
+        :raises ValidationError: ``flat=True`` with more or fewer than one field.
+        """
+        names = self._field_names(fields)
+        if flat:
+            if len(names) != 1:
+                raise errors.ValidationError(
+                    f"values_list(flat=True) takes exactly one field, not {len(names)}",
+                    model=self.model.__name__,
+                )
+            (name,) = names
+            return [_plain(record, name) for record in self.iterator()]
+        return [tuple(_plain(record, name) for name in names) for record in self.iterator()]
+
+    def _field_names(self, fields: tuple[str, ...]) -> tuple[str, ...]:
+        if not fields:
+            return tuple(self.model._meta.fields)
+        for name in fields:
+            self.model._field(name)  # an unknown name is an UnknownFieldError
+        return fields
+
     def delete(self) -> int:
         """Delete every matching record; returns the number of record keys removed."""
         removed = 0
@@ -190,6 +264,18 @@ class ResultSet(Generic[M]):
     async def afirst(self) -> M | None:
         """:meth:`first`, for async code."""
         return await run_sync(self.first)
+
+    async def alast(self) -> M | None:
+        """:meth:`last`, for async code."""
+        return await run_sync(self.last)
+
+    async def avalues(self, *fields: str) -> list[dict[str, Any]]:
+        """:meth:`values`, for async code."""
+        return await run_sync(self.values, *fields)
+
+    async def avalues_list(self, *fields: str, flat: bool = False) -> list[Any]:
+        """:meth:`values_list`, for async code."""
+        return await run_sync(self.values_list, *fields, flat=flat)
 
     async def adelete(self) -> int:
         """:meth:`delete`, for async code."""
@@ -323,7 +409,9 @@ class ResultSet(Generic[M]):
 
     def _compile(self) -> Compiled:
         if self._compiled is None:
-            self._compiled = compile_lookups(self.model, self._lookups, self._excludes)
+            self._compiled = compile_lookups(
+                self.model, self._lookups, self._excludes, self._conditions
+            )
         return self._compiled
 
     def _clean(self, storage: Storage, fields: Iterable[str]) -> bool:
@@ -473,9 +561,15 @@ class ResultSet(Generic[M]):
         for name, matches in matchers[0]:
             if not matches(values[name]):
                 return False
-        return not any(
-            all(matches(values[name]) for name, matches in group) for group in matchers[1]
-        )
+        if any(all(matches(values[name]) for name, matches in group) for group in matchers[1]):
+            return False
+        return all(meets(values) for meets in self._condition_matchers())
+
+    def _condition_matchers(self) -> list[Callable[[Any], bool]]:
+        found = self._meets
+        if found is None:
+            found = self._meets = [condition_matcher(self.model, c) for c in self._conditions]
+        return found
 
     def _sorted(self, records: list[M]) -> list[M]:
         pk = self.model._meta.primary_key
@@ -521,6 +615,27 @@ def _kind_mismatch(model: type, lookup: Lookup, aware: bool) -> str:
 def _lookup_text(lookup: Lookup) -> str:
     suffix = "" if lookup.op == "eq" else f"__{lookup.op}"
     return f"{lookup.field}{suffix}={lookup.value!r}"
+
+
+def _reversed(ordering: str) -> str:
+    return ordering[1:] if ordering.startswith("-") else f"-{ordering}"
+
+
+def _plain(record: ActiveRecord, name: str) -> Any:
+    """A field's value for values()/values_list(): a pointer as its target's id."""
+    meta = type(record)._meta
+    value = record._values[name]
+    if name in meta.pointer_fields and value is not None:
+        key = pointer_key(value)
+        if key is None:
+            return None
+        record_id = parse_record_key(key)[1]
+        target = meta.fields[name].to_model._meta  # type: ignore[attr-defined]
+        try:
+            return target.fields[target.primary_key].cast(record_id)
+        except (TypeError, ValueError):
+            return record_id  # an id that is not a UUID (written by other software)
+    return value
 
 
 def _take(iterator: Iterator[M], size: int) -> list[M]:

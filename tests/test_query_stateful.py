@@ -69,7 +69,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from repocket import ActiveRecord, attributes
+from repocket import ActiveRecord, Q, attributes
 from repocket.backends.memory import MemoryStorage
 from repocket.connections import configure
 from repocket.errors import UniqueViolation
@@ -777,6 +777,38 @@ class QueryMachine(RuleBasedStateMachine):
             kwargs, group = filters[0]
             hits = [rid for rid in self.records if all(p(self.records[rid], rid) for p in group)]
             self.check_get(kwargs, hits)
+
+    def draw_q(self, data: st.DataObject, depth: int = 0) -> tuple[Q, Predicate]:
+        """A random Q tree (|, &, ~ over lookup groups) and its oracle."""
+        kind = data.draw(
+            st.sampled_from(["leaf"] if depth >= 2 else ["leaf", "or", "and", "not"]),
+            label="Q node",
+        )
+        if kind == "leaf":
+            kwargs, group = self.draw_group(data)
+            return Q(**kwargs), lambda v, i: all(p(v, i) for p in group)
+        if kind == "not":
+            inner, meets = self.draw_q(data, depth + 1)
+            return ~inner, lambda v, i: not meets(v, i)
+        (left, lmeets), (right, rmeets) = self.draw_q(data, depth + 1), self.draw_q(data, depth + 1)
+        if kind == "or":
+            return left | right, lambda v, i: lmeets(v, i) or rmeets(v, i)
+        return left & right, lambda v, i: lmeets(v, i) and rmeets(v, i)
+
+    @rule(data=st.data())
+    def q_query(self, data: st.DataObject) -> None:
+        """filter()/exclude() with Q trees, against the oracle."""
+        q, meets = self.draw_q(data)
+        negate = data.draw(st.booleans(), label="exclude")
+        query = Specimen.objects.exclude(q) if negate else Specimen.objects.filter(q)
+        note(f"Q query: {q!r} (exclude={negate})")
+        expected = sorted(rid for rid, v in self.records.items() if meets(v, rid) != negate)
+        assert [str(r.id) for r in query] == expected
+        assert query.count() == len(expected)
+        assert query.exists() is bool(expected)
+        ordering = data.draw(st.sampled_from(ORDERINGS), label="ordering")
+        want = o_sort(expected, self.records, ordering)
+        assert [str(r.id) for r in query.order_by(*ordering)[:3]] == want[:3]
 
     @precondition(lambda self: self.records)
     @rule(data=st.data())

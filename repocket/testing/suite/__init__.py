@@ -30,7 +30,9 @@ result sets (:class:`ManagerConformance`), every query of the query engine
 (:class:`StoredDataConformance`), property-based round trips of every
 field type (:class:`RoundTripConformance`) and writes that collide with other
 writers: create-only and conditional saves, ``increment()``, appends to
-deleted records (:class:`WriteConformance`).  Subclass a part alone to run
+deleted records (:class:`WriteConformance`); Boolean fields, ``Q``
+conditions, ``values()``, ``last()`` and ``get_or_create()``
+(:class:`ModellingConformance`).  Subclass a part alone to run
 only that part.
 
 What a backend declares it cannot do is skipped: the suite reads the
@@ -47,6 +49,7 @@ from __future__ import annotations
 
 from .base import BackendSuite, require, rewrite_stored_fields, unindex
 from .manager import ManagerConformance
+from .modelling import ModellingConformance
 from .properties import RoundTripConformance
 from .protocol import AWKWARD_BYTES, AWKWARD_IDS, AWKWARD_TEXTS, ProtocolConformance
 from .queries import QueryConformance
@@ -60,6 +63,7 @@ __all__ = [
     "ProtocolConformance",
     "RecordConformance",
     "ManagerConformance",
+    "ModellingConformance",
     "QueryConformance",
     "StoredDataConformance",
     "RoundTripConformance",
@@ -77,6 +81,7 @@ class ConformanceSuite(
     ProtocolConformance,
     RecordConformance,
     ManagerConformance,
+    ModellingConformance,
     QueryConformance,
     StoredDataConformance,
     RoundTripConformance,

@@ -1,0 +1,215 @@
+"""Conformance: modelling features -- Boolean fields, ``Q`` conditions,
+``values()`` / ``values_list()`` / ``last()``, ``get_or_create()`` and
+``update_or_create()``."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from ...connections import configure
+from ...errors import MultipleObjectsReturned, UnknownFieldError, ValidationError
+from ...query import Q
+from ...storage import Storage
+from ..models import Member
+from .base import BackendSuite
+
+__all__ = ["ModellingConformance"]
+
+
+class ModellingConformance(BackendSuite):
+    """Features users expect from a Django-style mapper, on every backend."""
+
+    @pytest.fixture
+    def members(self, storage: Storage) -> list[Member]:
+        rows = [
+            ("Harry", "Gryffindor", 17, True, None),
+            ("Ron", "Gryffindor", 17, False, False),
+            ("Hermione", "Gryffindor", 18, True, True),
+            ("Draco", "Slytherin", 17, False, None),
+            ("Luna", "Ravenclaw", 16, True, False),
+            ("Cedric", "Hufflepuff", None, False, None),
+        ]
+        return [
+            Member.create(
+                name=name,
+                email=f"{name.lower()}@hogwarts.example",
+                house=house,
+                age=age,
+                active=active,
+                admin=admin,
+            )
+            for name, house, age, active, admin in rows
+        ]
+
+    @staticmethod
+    def names(records: object) -> list[str]:
+        return sorted(r.name for r in records)  # type: ignore[attr-defined]
+
+    # -- Boolean ---------------------------------------------------------------
+
+    def test_a_boolean_reads_back_as_a_bool(self, members: list[Member]) -> None:
+        loaded = Member.objects.get(id=members[0].id)
+        assert loaded.active is True
+        assert loaded.admin is None
+        assert Member.objects.get(id=members[1].id).active is False
+
+    def test_a_boolean_is_stored_as_its_own_envelope(self, members: list[Member]) -> None:
+        stored = configure.storage().load_record(Member._meta.collection, str(members[0].id))
+        assert stored is not None
+        text = stored.fields["active"]
+        text = text.decode() if isinstance(text, bytes) else text
+        assert text == '{"type": "Boolean", "value": true, "module": "repocket.attributes"}'
+
+    def test_a_boolean_never_given_holds_false(self, storage: Storage) -> None:
+        member = Member.create(name="Neville", email="neville@hogwarts.example")
+        assert member.active is False
+        assert Member.objects.get(id=member.id).active is False
+
+    def test_filter_on_a_boolean(self, members: list[Member]) -> None:
+        assert self.names(Member.objects.filter(active=True)) == ["Harry", "Hermione", "Luna"]
+        assert self.names(Member.objects.filter(active=False)) == ["Cedric", "Draco", "Ron"]
+        assert Member.objects.filter(active=1).count() == 3
+        assert self.names(Member.objects.filter(admin=None)) == ["Cedric", "Draco", "Harry"]
+        assert self.names(Member.objects.exclude(active=True)) == ["Cedric", "Draco", "Ron"]
+
+    def test_a_boolean_refuses_other_values(self, storage: Storage) -> None:
+        member = Member(name="Peeves", email="peeves@hogwarts.example")
+        for bad in ("yes", 2, 0.5, None):
+            with pytest.raises(ValidationError) as caught:
+                member.active = bad  # type: ignore[assignment]  # what a checker refuses
+            assert caught.value.field == "active"
+            assert caught.value.model == "Member"
+
+    # -- Q ---------------------------------------------------------------------
+
+    def test_q_or(self, members: list[Member]) -> None:
+        found = Member.objects.filter(Q(house="Slytherin") | Q(age__gte=18))
+        assert self.names(found) == ["Draco", "Hermione"]
+        assert found.count() == 2
+
+    def test_q_and_not(self, members: list[Member]) -> None:
+        found = Member.objects.filter(Q(house="Gryffindor") & ~Q(active=True))
+        assert self.names(found) == ["Ron"]
+
+    def test_q_with_keywords_and_exclude(self, members: list[Member]) -> None:
+        found = Member.objects.filter(Q(active=True) | Q(admin=False), house="Gryffindor")
+        assert self.names(found) == ["Harry", "Hermione", "Ron"]
+        rest = Member.objects.exclude(Q(house="Gryffindor") | Q(age=None))
+        assert self.names(rest) == ["Draco", "Luna"]
+
+    def test_q_ordered_and_sliced(self, members: list[Member]) -> None:
+        found = Member.objects.filter(Q(house="Gryffindor") | Q(house="Ravenclaw"))
+        assert [r.name for r in found.order_by("-age", "name")[:3]] == ["Hermione", "Harry", "Ron"]
+        assert found.order_by("age").first().name == "Luna"  # type: ignore[union-attr]
+
+    def test_q_with_an_unknown_field_is_an_error(self, storage: Storage) -> None:
+        with pytest.raises(UnknownFieldError):
+            Member.objects.filter(Q(nope=1) | Q(name="x"))
+
+    # -- values, values_list, last -----------------------------------------------
+
+    def test_values(self, members: list[Member]) -> None:
+        rows = Member.objects.filter(house="Gryffindor").order_by("name").values("name", "age")
+        assert rows == [
+            {"name": "Harry", "age": 17},
+            {"name": "Hermione", "age": 18},
+            {"name": "Ron", "age": 17},
+        ]
+        everything = Member.objects.filter(name="Luna").values()
+        assert set(everything[0]) == set(Member._meta.fields)
+
+    def test_values_list(self, members: list[Member]) -> None:
+        query = Member.objects.filter(house="Gryffindor").order_by("name")
+        assert query.values_list("name", "active") == [
+            ("Harry", True),
+            ("Hermione", True),
+            ("Ron", False),
+        ]
+        assert query.values_list("name", flat=True) == ["Harry", "Hermione", "Ron"]
+        with pytest.raises(ValidationError):
+            query.values_list("name", "age", flat=True)
+        with pytest.raises(UnknownFieldError):
+            query.values_list("nope")
+
+    def test_values_give_a_pointers_target_id(self, members: list[Member]) -> None:
+        harry, ron = members[0], members[1]
+        ron.mentor = harry
+        ron.save()
+        assert Member.objects.filter(name="Ron").values_list("mentor", flat=True) == [harry.id]
+        assert Member.objects.filter(name="Harry").values("mentor") == [{"mentor": None}]
+
+    def test_last(self, members: list[Member]) -> None:
+        assert Member.objects.order_by("name").last().name == "Ron"  # type: ignore[union-attr]
+        assert Member.objects.order_by("-age", "name").last().name == "Cedric"  # type: ignore[union-attr]
+        unordered = Member.objects.filter(house="Gryffindor").last()
+        assert unordered is not None
+        assert str(unordered.id) == max(str(m.id) for m in members[:3])
+        assert Member.objects.filter(house="Durmstrang").last() is None
+
+    # -- get_or_create, update_or_create -------------------------------------------
+
+    def test_get_or_create_finds_an_existing_record(self, members: list[Member]) -> None:
+        found, created = Member.objects.get_or_create(
+            email="harry@hogwarts.example", defaults={"name": "Someone else"}
+        )
+        assert created is False
+        assert found == members[0]
+
+    def test_get_or_create_creates_with_the_defaults(self, members: list[Member]) -> None:
+        made, created = Member.objects.get_or_create(
+            email="ginny@hogwarts.example", defaults={"name": "Ginny", "age": 16}
+        )
+        assert created is True
+        assert Member.objects.get(email="ginny@hogwarts.example") == made
+        assert (made.name, made.age) == ("Ginny", 16)
+
+    def test_get_or_create_with_several_matches_raises(self, members: list[Member]) -> None:
+        with pytest.raises(MultipleObjectsReturned):
+            Member.objects.get_or_create(house="Gryffindor")
+
+    def test_get_or_create_on_a_unique_field_creates_one_record_under_a_race(
+        self, storage: Storage
+    ) -> None:
+        workers = 6
+        barrier = threading.Barrier(workers)
+        results: list[tuple[Member, bool]] = []
+        failures: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                barrier.wait(timeout=10)
+                results.append(
+                    Member.objects.get_or_create(
+                        email="race@hogwarts.example", defaults={"name": "Racer"}
+                    )
+                )
+            except BaseException as exc:  # reported below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not failures
+        assert len(results) == workers
+        assert sum(created for _, created in results) == 1
+        assert len({str(record.id) for record, _ in results}) == 1
+        assert Member.objects.filter(email="race@hogwarts.example").count() == 1
+
+    def test_update_or_create(self, members: list[Member]) -> None:
+        updated, created = Member.objects.update_or_create(
+            email="ron@hogwarts.example", defaults={"age": 18, "active": True}
+        )
+        assert created is False
+        assert updated.id == members[1].id
+        loaded = Member.objects.get(id=members[1].id)
+        assert (loaded.age, loaded.active, loaded.name) == (18, True, "Ron")
+        made, created = Member.objects.update_or_create(
+            email="fred@hogwarts.example", defaults={"name": "Fred"}
+        )
+        assert created is True
+        assert Member.objects.get(email="fred@hogwarts.example") == made
+        assert made.name == "Fred"
