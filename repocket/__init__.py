@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from . import attributes
 from .model import ActiveRecord
-from .query import Q
+from .query import F, Q
 
-__all__ = ["ActiveRecord", "Q", "attributes", "__version__"]
+__all__ = ["ActiveRecord", "F", "Q", "attributes", "__version__"]
 
 __version__ = "0.1.0"

@@ -236,6 +236,10 @@ class Manager(Generic[M]):
         """Records NOT matching all the lookups (and conditions) together."""
         return ResultSet(self.model).exclude(*conditions, **kwargs)
 
+    def update(self, **changes: Any) -> int:
+        """Set fields of every record; see :meth:`ResultSet.update`."""
+        return ResultSet(self.model).update(**changes)
+
     def order_by(self, *fields: str) -> ResultSet[M]:
         """Every record, sorted; see :meth:`ResultSet.order_by`."""
         return ResultSet(self.model).order_by(*fields)

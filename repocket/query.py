@@ -30,6 +30,7 @@ is never wrong even where an index is approximate.
 from __future__ import annotations
 
 import datetime
+import decimal
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -54,6 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from .model import ActiveRecord
 
 __all__ = [
+    "F",
     "Q",
     "Condition",
     "parse_condition",
@@ -83,6 +85,46 @@ class Lookup:
     field: str
     op: str
     value: Any
+
+
+class F:
+    """A field's own value in :meth:`ResultSet.update() <repocket.resultset.ResultSet.update>`:
+    ``qs.update(views=F("views") + 1)``.
+
+    ``F(name) + n`` and ``F(name) - n`` (``n`` an int, float or Decimal)
+    add to a numeric field's stored value.  Each record's new value is
+    computed from its stored value and written only if that value is still
+    stored (compare-and-set, as ``increment()`` does), so concurrent
+    updates are never lost.  A ``None`` value stays ``None``.
+    """
+
+    __slots__ = ("name", "offset")
+
+    def __init__(self, name: str, offset: Any = 0) -> None:
+        self.name = name
+        self.offset = offset
+
+    def __add__(self, other: Any) -> F:
+        if isinstance(other, bool) or not isinstance(other, (int, float, decimal.Decimal)):
+            return NotImplemented
+        return F(self.name, self.offset + other)
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Any) -> F:
+        if isinstance(other, bool) or not isinstance(other, (int, float, decimal.Decimal)):
+            return NotImplemented
+        return F(self.name, self.offset - other)
+
+    def apply(self, value: Any) -> Any:
+        """The new value of a field holding ``value``."""
+        return None if value is None else value + self.offset
+
+    def __repr__(self) -> str:
+        if not self.offset:
+            return f"F({self.name!r})"
+        sign = "-" if self.offset < 0 else "+"
+        return f"F({self.name!r}) {sign} {abs(self.offset)!r}"
 
 
 class Q:

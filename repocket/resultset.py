@@ -11,13 +11,14 @@ costs in :mod:`repocket.manager`.
 from __future__ import annotations
 
 import datetime
+import decimal
 import itertools
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from . import errors
 from .asyncbridge import run_sync
-from .attributes import Attribute, DateTime, Pointer
+from .attributes import Attribute, DateTime, Decimal, Float, Integer, Pointer
 from .connections import configure
 from .indexes import class_name, range_name
 from .keys import parse_record_key
@@ -26,6 +27,7 @@ from .query import (
     RANGE_OPS,
     Compiled,
     Condition,
+    F,
     Lookup,
     Q,
     _is_nan,
@@ -243,6 +245,115 @@ class ResultSet(Generic[M]):
         for name in fields:
             self.model._field(name)  # an unknown name is an UnknownFieldError
         return fields
+
+    def update(self, **changes: Any) -> int:
+        """Set fields of every matching record; returns how many were updated.
+
+        ``qs.update(active=False)``, ``qs.update(views=F("views") + 1)`` (see
+        :class:`~repocket.query.F`).  Each record is written with its index
+        entries and unique claims in one command, one round trip per batch
+        of :attr:`batch_size` records, and only if it is still what was
+        loaded (compare-and-set): a record changed meanwhile by another
+        writer is loaded again, checked against the query again, and
+        updated from its new values, so no concurrent change is lost.  The
+        matches are the records matching when :meth:`update` runs.
+
+        :raises UnknownFieldError: a name is not a field of the model.
+        :raises ValidationError: a value cannot be stored, or the field is
+            the primary key, a ByteStream, or (for ``F()``) not numeric;
+            nothing is written.
+        :raises UniqueViolation: a ``unique=True`` field would hold one value
+            in two records (several matches, or a value another record
+            holds); nothing is written.
+        """
+        model = self.model
+        plain, computed = _update_changes(model, changes)
+        storage = configure.storage()
+        ids = list(
+            self._pk_ids()
+            or storage.iter_query_ids(
+                model._meta.collection, self._compile().candidates, None, self.batch_size
+            )
+        )
+        unique = [name for name in plain if model._meta.fields[name].unique]
+        if unique and plain and len(ids) > 1:
+            # one value for several records can only break the claim: find
+            # out whether it would, before writing anything
+            matching = sum(
+                1
+                for batch in _batched(ids, self.batch_size)
+                for r in load_many(model, batch, with_pointers=False)
+                if r is not None and self._matches(r)
+            )
+            if matching > 1:
+                name = unique[0]
+                raise errors.UniqueViolation(
+                    f"{model.__name__}.{name} must be unique: update() would give "
+                    f"{matching} records the value {plain[name]!r}; nothing was written",
+                    model=model.__name__,
+                    field=name,
+                    value=plain[name],
+                )
+        updated = 0
+        for batch in _batched(ids, self.batch_size):
+            updated += self._update_batch(storage, batch, plain, computed)
+        return updated
+
+    def _update_batch(
+        self,
+        storage: Storage,
+        ids: Sequence[str],
+        plain: dict[str, Any],
+        computed: dict[str, F],
+    ) -> int:
+        """Update one batch: one round trip, plus one per round of records
+        that another writer changed in between (loaded again and retried)."""
+        model = self.model
+        pending = list(ids)
+        updated = 0
+        for _ in range(MAX_UPDATE_ATTEMPTS):
+            records = [
+                r
+                for r in load_many(model, pending, with_pointers=False)
+                if r is not None and self._matches(r)
+            ]
+            if not records:
+                return updated
+            prepared = []
+            for record in records:
+                for name, value in plain.items():
+                    setattr(record, name, value)
+                for name, expression in computed.items():
+                    setattr(record, name, expression.apply(record._values[name]))
+                prepared.append(record._prepare_save(if_unchanged=True))
+            try:
+                storage.save_records([write for write, _ in prepared])
+            except errors.ConflictError as exc:
+                written = set(exc.written)
+            except errors.UniqueViolation as exc:
+                refused = next(
+                    (r, v)
+                    for r, (w, v) in zip(records, prepared, strict=True)
+                    if w.record_id not in set(exc.written)
+                )
+                raise refused[0]._unique_violation(exc, refused[1]) from exc
+            else:
+                written = {write.record_id for write, _ in prepared}
+            for record, (write, values) in zip(records, prepared, strict=True):
+                if write.record_id in written:
+                    record._saved(write, values)
+            updated += len(written)
+            pending = [w.record_id for w, _ in prepared if w.record_id not in written]
+            if not pending:
+                return updated
+        raise errors.ConflictError(
+            f"update() of {model.__name__} gave up after {MAX_UPDATE_ATTEMPTS} attempts: "
+            f"{len(pending)} record(s) kept changing under it ({updated} were updated)"
+        )
+
+    async def aupdate(self, **changes: Any) -> int:
+        """:meth:`update`, for async code."""
+        return await run_sync(self.update, **changes)
 
     def delete(self) -> int:
         """Delete every matching record; returns the number of record keys removed."""
@@ -615,6 +726,56 @@ def _kind_mismatch(model: type, lookup: Lookup, aware: bool) -> str:
 def _lookup_text(lookup: Lookup) -> str:
     suffix = "" if lookup.op == "eq" else f"__{lookup.op}"
     return f"{lookup.field}{suffix}={lookup.value!r}"
+
+
+#: How often update() loads again and retries records other writers keep changing.
+MAX_UPDATE_ATTEMPTS = 100
+
+
+def _update_changes(
+    model: type[ActiveRecord], changes: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, F]]:
+    """update()'s keywords, checked: (plain values, cleaned; F() expressions)."""
+    meta = model._meta
+    plain: dict[str, Any] = {}
+    computed: dict[str, F] = {}
+    for name, value in changes.items():
+        field = model._field(name)
+        refused = None
+        if name == meta.primary_key:
+            refused = "is the primary key"
+        elif name in meta.stream_fields:
+            refused = "is a ByteStream (use append_<name>() or save())"
+        elif isinstance(value, F) and not isinstance(field, (Integer, Float, Decimal)):
+            refused = "is not numeric: F() adds to Integer, Float and Decimal fields"
+        elif isinstance(value, F) and value.name != name:
+            refused = f"is given F({value.name!r}): F() in update() reads the field it sets"
+        elif isinstance(value, F) and field.unique:
+            refused = "is unique: F() would move values through each other's claims"
+        elif isinstance(value, F) and not _offset_fits(field, value.offset):
+            refused = f"cannot add {value.offset!r} ({type(value.offset).__name__}) to its values"
+        if refused:
+            raise errors.ValidationError(
+                f"update() cannot set {model.__name__}.{name}: it {refused}",
+                model=model.__name__,
+                field=name,
+                value=value,
+            )
+        if isinstance(value, F):
+            computed[name] = value
+        else:
+            plain[name] = field.clean(value, model.__name__)
+    return plain, computed
+
+
+def _offset_fits(field: Attribute, offset: Any) -> bool:
+    """Whether adding ``offset`` keeps the field's type (an int to an
+    Integer; an int or float to a Float; an int or Decimal to a Decimal)."""
+    if isinstance(field, Integer):
+        return isinstance(offset, int)
+    if isinstance(field, Float):
+        return isinstance(offset, (int, float))
+    return isinstance(offset, (int, decimal.Decimal))
 
 
 def _reversed(ordering: str) -> str:

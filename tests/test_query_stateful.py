@@ -69,7 +69,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from repocket import ActiveRecord, Q, attributes
+from repocket import ActiveRecord, F, Q, attributes
 from repocket.backends.memory import MemoryStorage
 from repocket.connections import configure
 from repocket.errors import UniqueViolation
@@ -491,6 +491,37 @@ class QueryMachine(RuleBasedStateMachine):
         record.save()
         self.records[record_id] = values
         self.remember(values)
+
+    @precondition(lambda self: self.records)
+    @rule(data=st.data())
+    def update_query(self, data: st.DataObject) -> None:
+        """qs.update() with a plain value or an F() expression."""
+        kwargs, group = self.draw_group(data)
+        name = data.draw(st.sampled_from(["age", "score", "amount", "house"]), label="set")
+        if name == "house":
+            change: Any = data.draw(houses, label="house")
+
+            def new(value: Any) -> Any:
+                return change
+        else:
+            offsets = st.floats(-2, 2, allow_nan=False) if name == "score" else st.integers(-3, 3)
+            offset = data.draw(offsets, label="offset")
+            change = F(name) + offset
+
+            def new(value: Any) -> Any:
+                return None if value is None else value + offset
+
+        hits = [rid for rid, v in self.records.items() if all(p(v, rid) for p in group)]
+        note(f"update {kwargs} {name}={change!r}: {hits}")
+        assert Specimen.objects.filter(**kwargs).update(**{name: change}) == len(hits)
+        for rid in hits:
+            values = self.records[rid]
+            # updated records are loaded and saved: a deleted friend is saved as None
+            self.records[rid] = {
+                **values,
+                "friend": self.live_friend(values),
+                name: new(values[name]),
+            }
 
     @precondition(lambda self: self.records)
     @rule(data=st.data())

@@ -9,8 +9,13 @@ import threading
 import pytest
 
 from ...connections import configure
-from ...errors import MultipleObjectsReturned, UnknownFieldError, ValidationError
-from ...query import Q
+from ...errors import (
+    MultipleObjectsReturned,
+    UniqueViolation,
+    UnknownFieldError,
+    ValidationError,
+)
+from ...query import F, Q
 from ...storage import Storage
 from ..models import Member
 from .base import BackendSuite
@@ -213,3 +218,78 @@ class ModellingConformance(BackendSuite):
         assert created is True
         assert Member.objects.get(email="fred@hogwarts.example") == made
         assert made.name == "Fred"
+
+    # -- update() and F() ---------------------------------------------------------
+
+    def test_update_sets_the_fields_and_returns_the_count(self, members: list[Member]) -> None:
+        assert Member.objects.filter(house="Gryffindor").update(active=False, admin=True) == 3
+        assert self.names(Member.objects.filter(active=True)) == ["Luna"]
+        assert self.names(Member.objects.filter(admin=True)) == ["Harry", "Hermione", "Ron"]
+        assert Member.objects.filter(house="Durmstrang").update(active=True) == 0
+        assert Member.objects.check().ok
+
+    def test_update_with_f_adds_to_the_stored_value(self, members: list[Member]) -> None:
+        assert Member.objects.filter(house="Gryffindor").update(age=F("age") + 2) == 3
+        assert sorted(Member.objects.filter(house="Gryffindor").values_list("age", flat=True)) == [
+            19,
+            19,
+            20,
+        ]
+        Member.objects.filter(name="Cedric").update(age=F("age") - 1)
+        assert Member.objects.get(name="Cedric").age is None  # None stays None
+        assert self.names(Member.objects.filter(age__gte=19)) == ["Harry", "Hermione", "Ron"]
+        assert Member.objects.check().ok
+
+    def test_update_of_a_unique_field_to_one_value_for_several_writes_nothing(
+        self, members: list[Member]
+    ) -> None:
+        with pytest.raises(UniqueViolation) as caught:
+            Member.objects.filter(house="Gryffindor").update(email="same@hogwarts.example")
+        assert caught.value.field == "email"
+        assert Member.objects.filter(email="same@hogwarts.example").count() == 0
+        assert Member.objects.get(name="Harry").email == "harry@hogwarts.example"
+
+    def test_update_to_a_value_another_record_holds_writes_nothing(
+        self, members: list[Member]
+    ) -> None:
+        with pytest.raises(UniqueViolation):
+            Member.objects.filter(name="Ron").update(email="harry@hogwarts.example")
+        assert Member.objects.get(name="Ron").email == "ron@hogwarts.example"
+        assert Member.objects.filter(name="Ron").update(email="ronald@hogwarts.example") == 1
+        assert Member.objects.get(email="ronald@hogwarts.example").name == "Ron"
+        assert Member.objects.check().ok
+
+    def test_update_refuses_what_it_cannot_set(self, members: list[Member]) -> None:
+        for changes in (
+            {"id": members[0].id},
+            {"name": F("name") + 1},
+            {"email": F("email")},
+            {"active": "maybe"},
+        ):
+            with pytest.raises(ValidationError):
+                Member.objects.update(**changes)
+        with pytest.raises(UnknownFieldError):
+            Member.objects.update(nope=1)
+        assert Member.objects.get(name="Harry").active is True
+
+    def test_concurrent_f_updates_lose_nothing(self, storage: Storage) -> None:
+        counter = Member.create(name="Counter", email="counter@hogwarts.example", age=0)
+        workers, rounds = 4, 25
+        barrier = threading.Barrier(workers)
+        failures: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                barrier.wait(timeout=10)
+                for _ in range(rounds):
+                    Member.objects.filter(name="Counter").update(age=F("age") + 1)
+            except BaseException as exc:  # reported below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not failures
+        assert Member.objects.get(id=counter.id).age == workers * rounds
