@@ -20,7 +20,18 @@ from __future__ import annotations
 from . import attributes
 from .model import ActiveRecord
 from .query import F, Q
+from .relations import CASCADE, DO_NOTHING, PROTECT, SET_NULL
 
-__all__ = ["ActiveRecord", "F", "Q", "attributes", "__version__"]
+__all__ = [
+    "ActiveRecord",
+    "CASCADE",
+    "DO_NOTHING",
+    "F",
+    "PROTECT",
+    "Q",
+    "SET_NULL",
+    "attributes",
+    "__version__",
+]
 
 __version__ = "0.1.0"

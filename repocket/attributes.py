@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, overload
 from . import serialization
 from .errors import RepocketActiveRecordDefinitionError, UnsavedRecordError, ValidationError
 from .pointers import PendingPointer
+from .relations import DO_NOTHING, SET_NULL, OnDelete
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from typing_extensions import Self, TypedDict, TypeVar, Unpack
@@ -1137,6 +1138,12 @@ class Pointer(Attribute[_T]):
 
     :param to_model: the target model class, or its name (for models declared
         later, or pointing at themselves).
+    :param related_name: gives the target's records an attribute of that
+        name: the query of the records pointing to them
+        (``author.posts.filter(...)``).
+    :param on_delete: what deleting a target does to the records pointing
+        to it: ``DO_NOTHING`` (the default), ``PROTECT``, ``CASCADE`` or
+        ``SET_NULL`` (which needs ``null=True``); see :mod:`repocket.relations`.
     """
 
     __base_type__ = object
@@ -1148,17 +1155,49 @@ class Pointer(Attribute[_T]):
         self: Pointer[_M | None],
         to_model: type[_M],
         null: bool = False,
+        *,
+        related_name: str | None = None,
+        on_delete: OnDelete = DO_NOTHING,
         **options: Unpack[_Options],
     ) -> None: ...
     @overload
     def __init__(
-        self: Pointer[Any], to_model: str, null: bool = False, **options: Unpack[_Options]
+        self: Pointer[Any],
+        to_model: str,
+        null: bool = False,
+        *,
+        related_name: str | None = None,
+        on_delete: OnDelete = DO_NOTHING,
+        **options: Unpack[_Options],
     ) -> None: ...
     def __init__(
-        self, to_model: type[ActiveRecord] | str, null: bool = False, **kwargs: Any
+        self,
+        to_model: type[ActiveRecord] | str,
+        null: bool = False,
+        *,
+        related_name: str | None = None,
+        on_delete: OnDelete = DO_NOTHING,
+        **kwargs: Any,
     ) -> None:
         super().__init__(null=null, **kwargs)
         self._to_model = to_model
+        if not isinstance(on_delete, OnDelete):
+            raise RepocketActiveRecordDefinitionError(
+                f"Pointer(on_delete=...) takes CASCADE, SET_NULL, PROTECT or DO_NOTHING "
+                f"(from repocket), not {on_delete!r}"
+            )
+        if on_delete is SET_NULL and not null:
+            raise RepocketActiveRecordDefinitionError(
+                "Pointer(on_delete=SET_NULL) needs null=True: the pointer is set to None"
+            )
+        if related_name is not None and (
+            not related_name.isidentifier() or related_name.startswith("_")
+        ):
+            raise RepocketActiveRecordDefinitionError(
+                f"Pointer(related_name={related_name!r}) must be a public Python name"
+            )
+        self.related_name = related_name
+        self.on_delete = on_delete
 
     @property
     def to_model(self) -> type[ActiveRecord]:

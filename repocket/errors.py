@@ -31,6 +31,7 @@ __all__ = [
     "UnsavedRecordError",
     "UniqueViolation",
     "ConflictError",
+    "ProtectedError",
     "ConfigurationError",
 ]
 
@@ -131,6 +132,23 @@ class UniqueViolation(ValidationError):
         self.other_id = other_id
         #: for a batch write: what was written before or beside the refusal
         self.written: list[Any] = []
+
+
+class ProtectedError(RepocketError):
+    """A delete was refused because records point to the record through a
+    ``Pointer(..., on_delete=PROTECT)``; nothing was deleted.
+
+    ``model`` names the holders' model, ``field`` their pointer field and
+    ``count`` how many of them there are.
+    """
+
+    def __init__(
+        self, message: str, *, model: str | None = None, field: str | None = None, count: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.model = model
+        self.field = field
+        self.count = count
 
 
 class ConflictError(RepocketError):

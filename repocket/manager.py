@@ -24,14 +24,16 @@ of records or of matches, except where said):
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import errors
 from .asyncbridge import run_sync
+from .attributes import Pointer
 from .checking import IndexReport, check_index
 from .connections import configure
-from .pointers import load_many
+from .pointers import PendingPointer, expected_pointer_key, load_many
 from .query import Lookup, Q, lookup_matches, parse_lookups
 from .resultset import ResultSet, _batched
 
@@ -131,15 +133,16 @@ class Manager(Generic[M]):
             return self.get(**kwargs), False
         except model.DoesNotExist:
             pass
-        record = model(**{**_plain_fields(kwargs), **(defaults or {})})
+        record = model(**{**_plain_fields(model, kwargs), **(defaults or {})})
         try:
             record.save()
-        except errors.UniqueViolation:
+        except errors.UniqueViolation as violation:
             # another writer created it between our get() and save()
             try:
                 return self.get(**kwargs), False
             except model.DoesNotExist:
-                raise  # the claim is held by a record these lookups do not match
+                # the value is held by a record these lookups do not match
+                raise violation from None
         return record, True
 
     def update_or_create(
@@ -299,7 +302,7 @@ class Manager(Generic[M]):
             chunk = prepared[start : start + size]
             try:
                 storage.save_records([write for write, _ in chunk])
-            except errors.StorageError:
+            except (errors.StorageError, asyncio.CancelledError):
                 # sent, outcome unknown: each new record keeps its id and
                 # values, so that bulk_create (or save()) again repeats the
                 # same create-only writes instead of storing them twice
@@ -400,9 +403,24 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:80] + "..."
 
 
-def _plain_fields(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The plain ``field=value`` items of lookups (no ``__`` operator)."""
-    return {name: value for name, value in kwargs.items() if "__" not in name}
+def _plain_fields(model: type[ActiveRecord], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The plain ``field=value`` items of lookups (no ``__`` operator), as
+    values a new record takes: a pointer given as an id or key (as lookups
+    accept) names its target without loading it."""
+    plain = {}
+    for name, value in kwargs.items():
+        if "__" in name:
+            continue
+        field = model._meta.fields.get(name)
+        if (
+            isinstance(field, Pointer)
+            and value is not None
+            and not isinstance(value, (field.to_model, PendingPointer))
+        ):
+            key = expected_pointer_key(field, value)
+            value = None if key is None else PendingPointer(key)
+        plain[name] = value
+    return plain
 
 
 def _describe(kwargs: dict[str, Any]) -> str:

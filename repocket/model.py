@@ -18,6 +18,7 @@ The model layer talks to storage only through :class:`repocket.storage.Storage`.
 
 from __future__ import annotations
 
+import asyncio
 import reprlib
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
@@ -44,6 +45,7 @@ from .manager import ManagerDescriptor
 from .pointers import PendingPointer, pointer_key
 from .query import Lookup, lookup_matches, prepare_value
 from .registry import register_model
+from .relations import delete_with_relations, install_related, relations_to
 from .storage import FieldSwap, RecordWrite, StoredRecord
 
 __all__ = ["ActiveRecord", "ActiveRecordMeta", "Metadata", "MAX_INCREMENT_ATTEMPTS"]
@@ -222,6 +224,7 @@ class ActiveRecordMeta(type):
                 setattr(cls, f"a{method_name}", _make_async_appender(stream))
 
         register_model(cls)  # type: ignore[arg-type]
+        install_related(cls)  # type: ignore[arg-type]
         return cls
 
     @staticmethod
@@ -528,7 +531,9 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
             storage.save_record(write)
         except errors.UniqueViolation as exc:
             raise self._unique_violation(exc, values) from exc
-        except errors.StorageError:
+        except (errors.StorageError, asyncio.CancelledError):
+            # sent, outcome unknown (a timeout; an asave() task cancelled
+            # while waiting for the reply): saving again repeats this write
             self._keep_pending_create(write, values)
             raise
         self._saved(write, values)
@@ -623,11 +628,19 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         :returns: the number of record keys removed: 1 for the record's hash
             plus 1 per ByteStream holding data; 0 if it was not stored.
         """
+        if self._values[type(self)._meta.primary_key] is not None and relations_to(type(self)):
+            return delete_with_relations(self)
+        return self._delete_one()
+
+    def _delete_one(self) -> int:
+        """Delete this record alone (one command), whatever points to it."""
         cls = type(self)
-        pk = self._values[cls._primary_key]
+        pk = self._values[cls._meta.primary_key]
         if pk is None:
             return 0
-        removed = configure.storage().delete_record(cls._collection, str(pk), cls._stream_fields)
+        removed = configure.storage().delete_record(
+            cls._meta.collection, str(pk), cls._meta.stream_fields
+        )
         self._persisted = False
         self._stored = None
         return removed

@@ -198,7 +198,16 @@ class Condition:
 
 def parse_condition(model: type[ActiveRecord], q: Q) -> Condition:
     """``q`` with its lookups validated and cast for ``model`` (see
-    :func:`parse_lookups` for the errors)."""
+    :func:`parse_lookups` for the errors).
+
+    :raises TypeError: ``q`` is not a :class:`Q` (``filter()`` takes
+        conditions as Q objects and lookups as keywords).
+    """
+    if not isinstance(q, Q):
+        raise TypeError(
+            f"{model.__name__}.objects.filter() and exclude() take Q objects and keyword "
+            f"lookups, not {type(q).__name__} {q!r}"
+        )
     children = tuple(parse_condition(model, child) for child in q.children)
     return Condition(q.kind, parse_lookups(model, q.lookups), children)
 

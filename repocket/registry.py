@@ -18,14 +18,23 @@ from .keys import Collection
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .model import ActiveRecord
 
-__all__ = ["register_model", "models", "resolve_model", "model_for_collection"]
+__all__ = ["register_model", "models", "resolve_model", "model_for_collection", "generation"]
 
 _models: dict[tuple[str, str], type[ActiveRecord]] = {}
+_generation = 0
 
 
 def register_model(cls: type[ActiveRecord]) -> None:
     """Record a model class; a later class with the same module and name replaces it."""
+    global _generation
     _models[(cls.__module__, cls.__name__)] = cls
+    _generation += 1
+
+
+def generation() -> int:
+    """A number that changes whenever a model is registered (for caches of
+    facts derived from every model)."""
+    return _generation
 
 
 def models() -> Mapping[tuple[str, str], type[ActiveRecord]]:

@@ -10,6 +10,7 @@ costs in :mod:`repocket.manager`.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import decimal
 import itertools
@@ -86,6 +87,7 @@ class ResultSet(Generic[M]):
             | None
         ) = None
         self._cache: list[M] | None = None
+        self._with_pointers = True
         self._meets: list[Callable[[Any], bool]] | None = None
 
     # -- building --------------------------------------------------------------------
@@ -212,13 +214,14 @@ class ResultSet(Generic[M]):
         """The matches as dicts of field name -> value (every field when
         none is named), in the result's order.
 
-        A Pointer's value is its target's id, as in Django (the target is
-        not loaded for it); a ByteStream's is its bytes.
+        A Pointer's value is the id it stores, as in Django (the target is
+        not loaded for it, and a deleted target's id is still given); a
+        ByteStream's is its bytes.
 
         :raises UnknownFieldError: a name is not a field of the model.
         """
         names = self._field_names(fields)
-        return [{name: _plain(record, name) for name in names} for record in self.iterator()]
+        return [{name: _plain(record, name) for name in names} for record in self._records_only()]
 
     def values_list(self, *fields: str, flat: bool = False) -> list[Any]:
         """The matches as tuples of the named fields' values (every field
@@ -236,8 +239,8 @@ class ResultSet(Generic[M]):
                     model=self.model.__name__,
                 )
             (name,) = names
-            return [_plain(record, name) for record in self.iterator()]
-        return [tuple(_plain(record, name) for name in names) for record in self.iterator()]
+            return [_plain(record, name) for record in self._records_only()]
+        return [tuple(_plain(record, name) for name in names) for record in self._records_only()]
 
     def _field_names(self, fields: tuple[str, ...]) -> tuple[str, ...]:
         if not fields:
@@ -513,6 +516,7 @@ class ResultSet(Generic[M]):
         parts += [
             f"exclude({', '.join(_lookup_text(lk) for lk in group)})" for group in self._excludes
         ]
+        parts += [_condition_text(condition) for condition in self._conditions]
         ordering = f" order_by {', '.join(self._ordering)}" if self._ordering else ""
         return f"<ResultSet of {self.model.__name__} where {', '.join(parts) or 'all'}{ordering}>"
 
@@ -606,8 +610,16 @@ class ResultSet(Generic[M]):
     def _load_verified(self, ids: Sequence[str], gone: set[str]) -> list[M]:
         loaded = load_many(self.model, ids, with_pointers=False)
         matches = [record for record in loaded if record is not None and self._matches(record)]
-        resolve_pointers(matches, gone)
+        if self._with_pointers:
+            resolve_pointers(matches, gone)
         return matches
+
+    def _records_only(self) -> Iterator[M]:
+        """The matches, as :meth:`iterator`, with their pointers left
+        unloaded (values() gives a pointer's id: no round trip for targets)."""
+        plain = copy.copy(self)
+        plain._with_pointers = False
+        return plain.iterator()
 
     def _explain_empty(self, storage: Storage) -> None:
         """Refuse an empty result that only a naive/aware mismatch caused.
@@ -776,6 +788,15 @@ def _offset_fits(field: Attribute, offset: Any) -> bool:
     if isinstance(field, Float):
         return isinstance(offset, (int, float))
     return isinstance(offset, (int, decimal.Decimal))
+
+
+def _condition_text(condition: Condition) -> str:
+    parts = [_lookup_text(lk) for lk in condition.lookups]
+    parts += [_condition_text(child) for child in condition.children]
+    if condition.kind == "not":
+        return f"~{parts[0]}"
+    joined = (" | " if condition.kind == "or" else " & ").join(parts)
+    return f"({joined})" if len(parts) > 1 else joined
 
 
 def _reversed(ordering: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .. import ActiveRecord, attributes
 
-__all__ = ["User", "Project", "Build", "BlogPost", "Everything", "Member"]
+__all__ = ["User", "Project", "Build", "BlogPost", "Everything"]
 
 
 class User(ActiveRecord):
@@ -65,16 +65,3 @@ class Everything(ActiveRecord):
     doc = attributes.JSON()
     owner = attributes.Pointer(User)
     log = attributes.ByteStream()
-
-
-class Member(ActiveRecord):
-    """A model for the modelling features: booleans, ``Q``, ``values()``,
-    ``get_or_create()`` (``email`` is unique)."""
-
-    name = attributes.Unicode()
-    email = attributes.Unicode(unique=True)
-    house = attributes.Unicode()
-    age = attributes.Integer(null=True)
-    active = attributes.Boolean()
-    admin = attributes.Boolean(null=True)
-    mentor = attributes.Pointer("Member", null=True)

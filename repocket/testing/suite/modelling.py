@@ -5,19 +5,21 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
 from ...connections import configure
 from ...errors import (
     MultipleObjectsReturned,
+    ProtectedError,
     UniqueViolation,
     UnknownFieldError,
     ValidationError,
 )
 from ...query import F, Q
 from ...storage import Storage
-from ..models import Member
+from ..feature_models import Label, Loan, Member, Shelf, Volume
 from .base import BackendSuite
 
 __all__ = ["ModellingConformance"]
@@ -113,6 +115,14 @@ class ModellingConformance(BackendSuite):
         with pytest.raises(UnknownFieldError):
             Member.objects.filter(Q(nope=1) | Q(name="x"))
 
+    def test_filter_refuses_a_positional_argument_that_is_not_a_q(self, storage: Storage) -> None:
+        with pytest.raises(TypeError, match="Q objects and keyword lookups"):
+            Member.objects.filter({"house": "Gryffindor"})  # type: ignore[arg-type]
+
+    def test_a_result_sets_repr_shows_its_q_conditions(self, storage: Storage) -> None:
+        text = repr(Member.objects.filter(Q(active=True) | ~Q(age__gt=3), house="G"))
+        assert text == "<ResultSet of Member where house='G', (active=True | ~age__gt=3)>"
+
     # -- values, values_list, last -----------------------------------------------
 
     def test_values(self, members: list[Member]) -> None:
@@ -144,6 +154,10 @@ class ModellingConformance(BackendSuite):
         ron.save()
         assert Member.objects.filter(name="Ron").values_list("mentor", flat=True) == [harry.id]
         assert Member.objects.filter(name="Harry").values("mentor") == [{"mentor": None}]
+        # the stored id, as lookups see it, even once the target is deleted
+        harry.delete()
+        assert Member.objects.filter(name="Ron").values("mentor") == [{"mentor": harry.id}]
+        assert Member.objects.filter(mentor=harry.id).values_list("name", flat=True) == ["Ron"]
 
     def test_last(self, members: list[Member]) -> None:
         assert Member.objects.order_by("name").last().name == "Ron"  # type: ignore[union-attr]
@@ -169,6 +183,24 @@ class ModellingConformance(BackendSuite):
         assert created is True
         assert Member.objects.get(email="ginny@hogwarts.example") == made
         assert (made.name, made.age) == ("Ginny", 16)
+
+    def test_get_or_create_refused_by_a_record_the_lookups_miss_raises_unique_violation(
+        self, members: list[Member]
+    ) -> None:
+        with pytest.raises(UniqueViolation) as caught:
+            Member.objects.get_or_create(name="Impostor", email="harry@hogwarts.example")
+        assert caught.value.field == "email"
+        assert Member.objects.filter(name="Impostor").count() == 0
+
+    def test_get_or_create_takes_a_pointer_as_an_id(self, members: list[Member]) -> None:
+        harry = members[0]
+        made, created = Member.objects.get_or_create(
+            mentor=harry.id, defaults={"name": "Teddy", "email": "teddy@hogwarts.example"}
+        )
+        assert created is True
+        assert Member.objects.get(id=made.id).mentor == harry
+        again, created = Member.objects.get_or_create(mentor=str(harry.id))
+        assert (again, created) == (made, False)
 
     def test_get_or_create_with_several_matches_raises(self, members: list[Member]) -> None:
         with pytest.raises(MultipleObjectsReturned):
@@ -293,3 +325,75 @@ class ModellingConformance(BackendSuite):
             thread.join(timeout=60)
         assert not failures
         assert Member.objects.get(id=counter.id).age == workers * rounds
+
+    # -- relations: related_name and on_delete -----------------------------------
+
+    @pytest.fixture
+    def library(self, storage: Storage) -> dict[str, Any]:
+        shelf = Shelf.create(name="Fiction")
+        other = Shelf.create(name="Science")
+        first = Volume.create(title="Dune", shelf=shelf)
+        second = Volume.create(title="Dune Messiah", shelf=shelf, sequel_of=first)
+        third = Volume.create(title="Cosmos", shelf=other)
+        label = Label.create(text="classic", volume=first)
+        kept = Label.create(text="popular", volume=third)
+        return {
+            "shelf": shelf,
+            "other": other,
+            "first": first,
+            "second": second,
+            "third": third,
+            "label": label,
+            "kept": kept,
+        }
+
+    def test_related_name_is_the_query_of_the_holders(self, library: dict[str, Any]) -> None:
+        shelf = library["shelf"]
+        assert [v.title for v in shelf.volumes.order_by("title")] == ["Dune", "Dune Messiah"]
+        assert shelf.volumes.count() == 2
+        assert shelf.volumes.filter(title="Dune").first() == library["first"]
+        assert [v.title for v in library["first"].sequels] == ["Dune Messiah"]
+        assert library["first"].labels.count() == 1
+
+    def test_cascade_deletes_the_holders_and_theirs(self, library: dict[str, Any]) -> None:
+        library["shelf"].delete()
+        assert Shelf.objects.filter(name="Fiction").count() == 0
+        assert [v.title for v in Volume.objects.all()] == ["Cosmos"]
+        # the label of a cascaded volume is set to None, the other kept
+        assert Label.objects.get(id=library["label"].id).volume is None
+        assert Label.objects.get(id=library["kept"].id).volume == library["third"]
+        for model in (Shelf, Volume, Label):
+            assert model.objects.check().ok
+
+    def test_set_null_clears_the_pointer(self, library: dict[str, Any]) -> None:
+        assert library["first"].labels.count() == 1
+        Volume.objects.get(id=library["third"].id).delete()
+        kept = Label.objects.get(id=library["kept"].id)
+        assert kept.volume is None
+        assert Label.objects.filter(volume=None).count() == 1
+        assert Label.objects.check().ok
+
+    def test_protect_refuses_and_deletes_nothing(self, library: dict[str, Any]) -> None:
+        Loan.create(borrower="Ada", shelf=library["shelf"])
+        with pytest.raises(ProtectedError) as caught:
+            library["shelf"].delete()
+        assert caught.value.model == "Loan"
+        assert caught.value.count == 1
+        assert Shelf.objects.count() == 2
+        assert Volume.objects.count() == 3
+        assert Label.objects.filter(volume=None).count() == 0
+
+    def test_a_self_referencing_cycle_is_deleted_once(self, storage: Storage) -> None:
+        shelf = Shelf.create(name="Loop")
+        volume = Volume.create(title="Ouroboros", shelf=shelf)
+        volume.sequel_of = volume
+        volume.save()
+        assert volume.delete() == 1
+        assert Volume.objects.count() == 0
+        assert Volume.objects.check().ok
+
+    def test_do_nothing_stays_the_default(self, storage: Storage) -> None:
+        member = Member.create(name="Mentor", email="mentor@hogwarts.example")
+        pupil = Member.create(name="Pupil", email="pupil@hogwarts.example", mentor=member)
+        member.delete()
+        assert Member.objects.get(id=pupil.id).mentor is None  # a dangling soft key
