@@ -56,6 +56,10 @@ class IndexReport:
         record, a temporary query result without an expiry).
     :param counts: how many of each kind were found, when more were found
         than listed (``{"orphan_entries": 12345}``).
+    :param undeclared_fields: stored field name -> how many records hold it,
+        for fields the model no longer declares (a field removed or renamed).
+        Not an inconsistency: such values are kept untouched on save, and
+        :attr:`ok` ignores them.
     """
 
     checked: int = 0
@@ -65,6 +69,7 @@ class IndexReport:
     orphan_entries: list[tuple[str, str]] = field(default_factory=list)
     stray_keys: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    undeclared_fields: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -107,6 +112,11 @@ def check_index(
             else:
                 present.append(record)
         report.checked += len(present)
+        declared = model._meta.fields
+        for record in present:
+            for name in record._stored or ():
+                if name not in declared:
+                    report.undeclared_fields[name] = report.undeclared_fields.get(name, 0) + 1
         expected = [(str(r.pk), entries_for(model, r._values)) for r in present]
         remembered = storage.read_index_entries(collection, [i for i, _ in expected])
         for (record_id, terms), found in zip(expected, remembered, strict=True):

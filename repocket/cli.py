@@ -263,6 +263,8 @@ def check(url: str, imports: tuple[str, ...], model_names: tuple[str, ...]) -> N
             f"{report.count('orphan_entries')} orphaned entries, "
             f"{report.count('stray_keys')} stray keys"
         )
+        for name, holders in sorted(report.undeclared_fields.items()):
+            click.echo(f"  undeclared field: {name} (held by {holders} record(s); kept on save)")
         for kind, attribute in (
             ("missing", "missing"),
             ("stale", "stale"),

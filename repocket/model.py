@@ -84,17 +84,27 @@ class Metadata:
         "indexed",
         "initial",
         "model",
+        "namespace",
         "pointer_fields",
         "primary_key",
         "save_hooks",
         "stream_fields",
     )
 
-    def __init__(self, model: type, fields: Mapping[str, Attribute], primary_key: str) -> None:
+    def __init__(
+        self,
+        model: type,
+        fields: Mapping[str, Attribute],
+        primary_key: str,
+        namespace: str | None = None,
+    ) -> None:
         self.model = model
         self.fields = fields
         self.primary_key = primary_key
-        self.collection = Collection(model.__module__, model.__name__)
+        #: the module part of the model's keys: ``Meta.namespace``, else the
+        #: module the class is declared in
+        self.namespace = namespace or model.__module__
+        self.collection = Collection(self.namespace, model.__name__)
         self.stream_fields = tuple(n for n, f in fields.items() if isinstance(f, ByteStream))
         self.pointer_fields = tuple(n for n, f in fields.items() if isinstance(f, Pointer))
         self.hash_fields = tuple(n for n in fields if n not in self.stream_fields)
@@ -197,7 +207,7 @@ class ActiveRecordMeta(type):
             primary = ["id"]
 
         model: Any = cls  # the per-model attributes ActiveRecord declares
-        meta = Metadata(cls, MappingProxyType(fields), primary[0])
+        meta = Metadata(cls, MappingProxyType(fields), primary[0], mcs._namespace(cls, name))
         model._meta = meta
         model._fields = meta.fields
         model._primary_key = meta.primary_key
@@ -226,6 +236,26 @@ class ActiveRecordMeta(type):
         register_model(cls)  # type: ignore[arg-type]
         install_related(cls)  # type: ignore[arg-type]
         return cls
+
+    @staticmethod
+    def _namespace(cls: type, model_name: str) -> str | None:
+        """``class Meta: namespace = "app.models"`` (inherited from a base
+        model's Meta only if the class declares none)."""
+        options = getattr(cls, "Meta", None)
+        namespace = getattr(options, "namespace", None)
+        if namespace is None:
+            return None
+        if (
+            not isinstance(namespace, str)
+            or not namespace
+            or any(c in namespace for c in ":{}*?[]\\ ")
+        ):
+            raise errors.RepocketActiveRecordDefinitionError(
+                f"{model_name}.Meta.namespace must be a non-empty name without ':', "
+                f"braces, glob characters or spaces (like a module path, 'app.models'), "
+                f"not {namespace!r}"
+            )
+        return namespace
 
     @staticmethod
     def _check_names(model_name: str, fields: Mapping[str, Attribute]) -> None:

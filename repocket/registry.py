@@ -21,13 +21,16 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = ["register_model", "models", "resolve_model", "model_for_collection", "generation"]
 
 _models: dict[tuple[str, str], type[ActiveRecord]] = {}
+_by_collection: dict[Collection, type[ActiveRecord]] = {}
 _generation = 0
 
 
 def register_model(cls: type[ActiveRecord]) -> None:
-    """Record a model class; a later class with the same module and name replaces it."""
+    """Record a model class; a later class with the same module and name
+    (or the same collection) replaces it."""
     global _generation
     _models[(cls.__module__, cls.__name__)] = cls
+    _by_collection[cls._meta.collection] = cls
     _generation += 1
 
 
@@ -43,8 +46,9 @@ def models() -> Mapping[tuple[str, str], type[ActiveRecord]]:
 
 
 def model_for_collection(collection: Collection) -> type[ActiveRecord] | None:
-    """The model class whose records a collection holds, if it is declared."""
-    return _models.get((collection.module, collection.name))
+    """The model class whose records a collection holds, if it is declared
+    (its collection's module is ``Meta.namespace`` when it declares one)."""
+    return _by_collection.get(collection)
 
 
 def resolve_model(name: str, near: type | None = None) -> type[ActiveRecord]:

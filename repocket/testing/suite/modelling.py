@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
+from ... import ActiveRecord, attributes
 from ...connections import configure
 from ...errors import (
     MultipleObjectsReturned,
     ProtectedError,
+    RepocketActiveRecordDefinitionError,
     UniqueViolation,
     UnknownFieldError,
     ValidationError,
@@ -397,3 +399,61 @@ class ModellingConformance(BackendSuite):
         pupil = Member.create(name="Pupil", email="pupil@hogwarts.example", mentor=member)
         member.delete()
         assert Member.objects.get(id=pupil.id).mentor is None  # a dangling soft key
+
+    # -- stable key namespaces, changing models --------------------------------
+
+    @staticmethod
+    def declare(module: str, namespace: str | None, **fields: Any) -> Any:
+        """A model class ``Wand`` declared in ``module`` (as if it lived there)."""
+        body: dict[str, Any] = {"__module__": module, "__qualname__": "Wand", **fields}
+        if namespace is not None:
+            body["Meta"] = type("Meta", (), {"namespace": namespace})
+        metaclass: Any = type(ActiveRecord)
+        return metaclass("Wand", (ActiveRecord,), body)
+
+    def test_a_namespace_pins_the_module_part_of_the_keys(self, storage: Storage) -> None:
+        old = self.declare("shop.models", "shop", wood=attributes.Unicode())
+        wand = old.create(wood="holly")
+        assert storage.record_key(old._meta.collection, str(wand.id)).endswith(
+            f"shop:Wand:{wand.id}"
+        )
+        assert old._meta.collection.module == "shop"
+        # the model moves to another module: same namespace, same data
+        moved = self.declare("shop.catalog.models", "shop", wood=attributes.Unicode())
+        assert moved.objects.get(id=wand.id).wood == "holly"
+        assert moved.objects.filter(wood="holly").count() == 1
+
+    def test_without_a_namespace_the_keys_name_the_module(self, storage: Storage) -> None:
+        model = self.declare("shop.models", None, wood=attributes.Unicode())
+        assert model._meta.collection.module == "shop.models"
+
+    def test_a_bad_namespace_is_refused(self, storage: Storage) -> None:
+        for bad in ("", "a:b", "x{1}", 5):
+            with pytest.raises(RepocketActiveRecordDefinitionError):
+                self.declare("shop.models", bad, wood=attributes.Unicode())  # type: ignore[arg-type]
+
+    def test_a_field_the_model_no_longer_declares_is_kept_and_reported(
+        self, storage: Storage
+    ) -> None:
+        before = self.declare(
+            "shop.models", "shop", wood=attributes.Unicode(), core=attributes.Unicode()
+        )
+        wand = before.create(wood="holly", core="phoenix feather")
+        after = self.declare("shop.models", "shop", wood=attributes.Unicode())
+        loaded = after.objects.get(id=wand.id)
+        loaded.wood = "yew"
+        loaded.save()
+        stored = storage.load_record(after._meta.collection, str(wand.id))
+        assert stored is not None
+        assert set(stored.fields) == {"id", "wood", "core"}
+        report = after.objects.check()
+        assert report.ok
+        assert report.undeclared_fields == {"core": 1}
+        # a conditional save still sees the record as unchanged
+        loaded.wood = "elder"
+        loaded.save(if_unchanged=True)
+        # declaring the field again brings the value back
+        again = self.declare(
+            "shop.models", "shop", wood=attributes.Unicode(), core=attributes.Unicode()
+        )
+        assert again.objects.get(id=wand.id).core == "phoenix feather"
