@@ -62,6 +62,8 @@ setup(
             "rediss = repocket.backends.redis:RedisStorage",
             "unix = repocket.backends.redis:RedisStorage",
             "memory = repocket.backends.memory:MemoryStorage",
+            "redis+cluster = repocket.backends.cluster:RedisClusterStorage",
+            "rediss+cluster = repocket.backends.cluster:RedisClusterStorage",
         ],
     },
     classifiers=[

@@ -128,7 +128,9 @@ def run(url: str = "memory://", echo: Callable[[str], Any] = print, keep: bool =
     show("len(results)", len(results))
     show("[user.name for user in results]", [user.name for user in results])
     echo("\n# The index keys the saves wrote (sets of ids per indexed value)")
-    for key in sorted(connection.scan_iter(match="repocket::index:repocket.demo:User:*")):
+    # a single server's names and a cluster's (shard-tagged; see docs/cluster.rst)
+    patterns = ("repocket::index:repocket.demo:User:*", "repocket::index:{repocket.demo:User:*")
+    for key in sorted({key for pattern in patterns for key in connection.scan_iter(match=pattern)}):
         echo(f"{key.decode()}  {sorted(member.decode() for member in connection.smembers(key))}")
 
     section("Pointers")

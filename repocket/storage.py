@@ -596,6 +596,8 @@ _BUILTIN = {
     "rediss": "repocket.backends.redis:RedisStorage",
     "unix": "repocket.backends.redis:RedisStorage",
     "memory": "repocket.backends.memory:MemoryStorage",
+    "redis+cluster": "repocket.backends.cluster:RedisClusterStorage",
+    "rediss+cluster": "repocket.backends.cluster:RedisClusterStorage",
 }
 _registry: dict[str, _Entry] = {
     scheme: _Entry(target, "repocket (built in)") for scheme, target in _BUILTIN.items()

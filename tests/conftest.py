@@ -26,6 +26,7 @@ from repocket.backends.redis import RedisStorage
 from repocket.connections import configure
 from repocket.storage import Storage
 
+from .cluster import RedisCluster, start_redis_cluster
 from .servers import RedisServer, start_redis_server, started_or_skipped
 
 settings.register_profile(
@@ -63,6 +64,15 @@ def redis_server() -> Iterator[RedisServer]:
     server = started_or_skipped(start_redis_server)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A real 3-master Redis Cluster for the whole session (a failure in CI
+    when redis-server or redis-cli is missing, a skip otherwise)."""
+    cluster = started_or_skipped(start_redis_cluster)
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture

@@ -152,7 +152,7 @@ def test_ping_lists_the_schemes_when_the_url_names_no_backend() -> None:
     assert result.output.startswith(
         "Error: no repocket backend for URL scheme 'nosuchdb'; available schemes: "
     )
-    assert "memory, redis, rediss" in result.output
+    assert "memory, redis, redis+cluster, rediss, rediss+cluster" in result.output
 
 
 def test_models_lists_each_model_with_its_fields_and_record_count(

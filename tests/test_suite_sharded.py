@@ -30,39 +30,44 @@ from .servers import RedisServer
 SHARDS = 4
 
 
-def tagged(model: type, record_id: object) -> str:
+def tagged(model: type, record_id: object, shards: int = SHARDS) -> str:
     """The sharded record key, computed here rather than by repocket.keys."""
-    shard = zlib.crc32(str(record_id).encode()) % SHARDS
+    shard = zlib.crc32(str(record_id).encode()) % shards
     return f"repocket:{{{MODULE}:{model.__name__}:{shard}}}:{record_id}"
 
 
 class ShardedConformance(ConformanceSuite):
     """The whole suite, with the keys ``save()``, appends and pointers report
-    asserted in the sharded layout."""
+    asserted in the sharded layout (of :attr:`shards` shards)."""
+
+    shards = SHARDS
+
+    def tagged(self, model: type, record_id: object) -> str:
+        return tagged(model, record_id, self.shards)
 
     def test_save_returns_the_tagged_hash_key(self, storage: Storage) -> None:
         keys = User.create(id=HARRY_ID, name="Harry Potter").save()
-        assert keys == {"hash": tagged(User, HARRY_ID), "strings": {}}
+        assert keys == {"hash": self.tagged(User, HARRY_ID), "strings": {}}
 
     def test_stream_keys_carry_the_tag_of_their_record(self, storage: Storage) -> None:
         post = BlogPost(body="the initial content\n")
         keys = post.save()
-        body_key = f"{tagged(BlogPost, post.id)}:field:body"
-        assert keys == {"hash": tagged(BlogPost, post.id), "strings": {"body": body_key}}
+        body_key = f"{self.tagged(BlogPost, post.id)}:field:body"
+        assert keys == {"hash": self.tagged(BlogPost, post.id), "strings": {"body": body_key}}
         assert post.append_body("more\n") == body_key
         assert stored_record(storage, post).streams["body"] == b"the initial content\nmore\n"
 
     def test_emptying_a_stream_drops_it_from_the_reported_keys(self, storage: Storage) -> None:
         build = Build.create(stdout=b"a", stderr=b"b")
         build.stdout = b""
-        assert build.save()["strings"] == {"stderr": f"{tagged(Build, build.id)}:field:stderr"}
+        assert build.save()["strings"] == {"stderr": f"{self.tagged(Build, build.id)}:field:stderr"}
         assert build.delete() == 2
 
     def test_pointer_stores_the_tagged_key_of_its_target(self, storage: Storage) -> None:
         project = Project.create(name="repocket")
         build = Build.create(project=project)
         raw = stored_record(storage, build).fields["project"]
-        assert json.loads(raw)["value"] == tagged(Project, project.id)
+        assert json.loads(raw)["value"] == self.tagged(Project, project.id)
         assert Build.objects.get(id=build.id).project == project
 
 

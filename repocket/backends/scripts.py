@@ -20,7 +20,12 @@ Key arguments name the record's key, its shard's keys and the collection's
 unique-claims hash; index keys are the shard's index prefix followed by an
 entry name, and stream keys the record key followed by ``:field:<name>``:
 all of them carry the shard's hash tag, so a script touches one cluster slot
-(except the unique hash, which is per collection; see docs/cluster.rst).
+(except the unique hash, which is per collection).
+
+The unique-claims key is optional: a caller that cannot pass it (on a Redis
+Cluster it is in another slot than the record) leaves it out, takes the
+claims itself before running the script and releases the ones the script
+reports dropped afterwards (see docs/cluster.rst).
 """
 
 from __future__ import annotations
@@ -117,6 +122,19 @@ local function entry_kind(score)
   return 'zset'
 end
 
+-- The claims a record had and no longer has, flat: a caller keeping the
+-- claims elsewhere releases them once the record's write is done.
+local function dropped_claims(old, keep)
+  local flat = {}
+  for j = 1, #old, 2 do
+    if not keep[old[j] .. ':' .. old[j + 1]] then
+      flat[#flat + 1] = old[j]
+      flat[#flat + 1] = old[j + 1]
+    end
+  end
+  return flat
+end
+
 local function claim_set(claims)
   local set = {}
   for j = 1, #claims, 2 do set[claims[j] .. ':' .. claims[j + 1]] = true end
@@ -124,8 +142,9 @@ local function claim_set(claims)
 end
 """
 
-# KEYS: record, shard ids, shard terms, collection unique
-# Returns {'ok'}, {'same'} (a create-only write found itself already
+# KEYS: record, shard ids, shard terms[, collection unique]
+# Returns {'ok'} ({'ok', field, term, ...} without the unique key: the
+# claims the record dropped), {'same'} (a create-only write found itself already
 # applied), {'exists'}, {'conflict'}, {'unique', field, term, holder} or
 # {'wrongtype', key, found, wanted}.
 # ARGV: id, mode ('u' upsert, 'n' create-only, 'x' expected fields),
@@ -153,7 +172,9 @@ elseif mode == 'x' then
 end
 
 local new_entries, new_claims = decode_terms(terms_text)
-local held = first_held_claim(KEYS[4], new_claims, id)
+-- without the unique key, the caller claims and releases (see above)
+local unique_key = KEYS[4]
+local held = unique_key and first_held_claim(unique_key, new_claims, id)
 if held then return held end
 local old_entries, old_claims = decode_terms(redis.call('HGET', KEYS[3], id))
 
@@ -164,7 +185,7 @@ if nf > 0 then
   checks[#checks + 1] = KEYS[1]
   checks[#checks + 1] = 'hash'
 end
-if #old_claims > 0 or #new_claims > 0 then
+if unique_key and (#old_claims > 0 or #new_claims > 0) then
   checks[#checks + 1] = KEYS[4]
   checks[#checks + 1] = 'hash'
 end
@@ -200,30 +221,36 @@ end
 redis.call('ZADD', KEYS[2], 0, id)
 for j = 1, #removed do remove_entry(prefix, removed[j], old_map[removed[j]], id) end
 for j = 1, #added do add_entry(prefix, added[j], new_map[added[j]], id) end
-release_claims(KEYS[4], old_claims, claim_set(new_claims), id)
-for j = 1, #new_claims, 2 do
-  redis.call('HSET', KEYS[4], new_claims[j] .. ':' .. new_claims[j + 1], id)
+if unique_key then
+  release_claims(KEYS[4], old_claims, claim_set(new_claims), id)
+  for j = 1, #new_claims, 2 do
+    redis.call('HSET', KEYS[4], new_claims[j] .. ':' .. new_claims[j + 1], id)
+  end
 end
 if terms_text == '' then
   redis.call('HDEL', KEYS[3], id)
 else
   redis.call('HSET', KEYS[3], id, terms_text)
 end
+if not unique_key then
+  return {'ok', unpack(dropped_claims(old_claims, claim_set(new_claims)))}
+end
 return {'ok'}
 """
 )
 
-# KEYS: record, shard ids, shard terms, collection unique
+# KEYS: record, shard ids, shard terms[, collection unique]
 # ARGV: id, index prefix, stream field names...
 # Returns the number of record keys removed (the hash, and streams holding
-# data), or {'wrongtype', key, found, wanted}.
+# data) ({removed, field, term, ...} without the unique key: the claims the
+# record held), or {'wrongtype', key, found, wanted}.
 DELETE = (
     COMMON
     + r"""
 local id, prefix = ARGV[1], ARGV[2]
 local entries, claims = decode_terms(redis.call('HGET', KEYS[3], id))
 local checks = {KEYS[2], 'zset'}
-if #claims > 0 then
+if KEYS[4] and #claims > 0 then
   checks[#checks + 1] = KEYS[4]
   checks[#checks + 1] = 'hash'
 end
@@ -239,9 +266,10 @@ for j = 3, #ARGV do
   removed = removed + redis.call('DEL', KEYS[1] .. ':field:' .. ARGV[j])
 end
 for j = 1, #entries, 2 do remove_entry(prefix, entries[j], entries[j + 1], id) end
-release_claims(KEYS[4], claims, {}, id)
 redis.call('HDEL', KEYS[3], id)
 redis.call('ZREM', KEYS[2], id)
+if not KEYS[4] then return {removed, unpack(claims)} end
+release_claims(KEYS[4], claims, {}, id)
 return removed
 """
 )
@@ -255,7 +283,8 @@ if ARGV[1] == '' then return redis.call('STRLEN', KEYS[2]) end
 return redis.call('APPEND', KEYS[2], ARGV[1])
 """
 
-# KEYS: record, shard terms, collection unique
+# KEYS: record, shard terms[, collection unique] (without it, the caller
+# claims and releases; see above)
 # ARGV: id, index prefix, field, expected text ('' for an absent field), new text,
 #       nremove, name/score pairs..., nadd, pairs..., nrelease, field/term pairs...,
 #       nclaim, pairs...
@@ -282,12 +311,12 @@ if not current then
   current = ''
 end
 if current ~= expected then return {'stale', current} end
-local held = first_held_claim(KEYS[3], claim, id)
+local held = KEYS[3] and first_held_claim(KEYS[3], claim, id)
 if held then return held end
 local entries, claims = decode_terms(redis.call('HGET', KEYS[2], id))
 local map = as_map(entries)
 local checks = {}
-if #release > 0 or #claim > 0 then
+if KEYS[3] and (#release > 0 or #claim > 0) then
   checks[#checks + 1] = KEYS[3]
   checks[#checks + 1] = 'hash'
 end
@@ -313,7 +342,7 @@ for j = 1, #add, 2 do
   if map[add[j]] ~= add[j + 1] then add_entry(prefix, add[j], add[j + 1], id) end
   map[add[j]] = add[j + 1]
 end
-release_claims(KEYS[3], release, claim_set(claim), id)
+if KEYS[3] then release_claims(KEYS[3], release, claim_set(claim), id) end
 local dropped, taken = claim_set(release), claim_set(claim)
 local kept, seen = {}, {}
 local function keep(f, t)
@@ -330,7 +359,7 @@ for j = 1, #claims, 2 do
   end
 end
 for j = 1, #claim, 2 do
-  redis.call('HSET', KEYS[3], claim[j] .. ':' .. claim[j + 1], id)
+  if KEYS[3] then redis.call('HSET', KEYS[3], claim[j] .. ':' .. claim[j + 1], id) end
   keep(claim[j], claim[j + 1])
 end
 local flat = {}

@@ -1,0 +1,141 @@
+"""Faults on a real Redis Cluster: slots migrating while writes run, and a
+master restarted mid-run.
+
+These tests disturb their cluster, so they start their own (3 masters on
+free loopback ports, append-only files on so that a restarted master keeps
+its data) rather than the session's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from repocket.backends.cluster import RedisClusterStorage
+from repocket.connections import configure
+from repocket.errors import StorageConnectionError, StorageError
+from repocket.testing.query_models import Wizard
+
+from .cluster import RedisCluster, reshard, start_redis_cluster
+from .servers import started_or_skipped
+
+#: seconds a test waits for a restarted master to serve again (a bound)
+RECOVERY_TIMEOUT = 30.0
+
+
+@pytest.fixture(scope="module")
+def own_cluster() -> Iterator[RedisCluster]:
+    cluster = started_or_skipped(lambda: start_redis_cluster(durable=True))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def storage(own_cluster: RedisCluster) -> Iterator[RedisClusterStorage]:
+    store = configure.from_url(own_cluster.url)
+    assert isinstance(store, RedisClusterStorage)
+    store.clear()
+    yield store
+    configure.reset()
+
+
+def test_slots_migrating_while_writes_run_lose_nothing(
+    storage: RedisClusterStorage, own_cluster: RedisCluster
+) -> None:
+    saved: dict[str, int] = {}  # id -> the age of its last save that succeeded
+    failures: list[BaseException] = []
+    done, migrating = threading.Event(), threading.Event()
+    during: list[int] = []  # one entry per save made while slots were moving
+
+    def write(worker: int) -> None:
+        wizards: list[Wizard] = []
+        n = 0
+        try:
+            while not done.is_set() or n < 50:
+                n += 1
+                if len(wizards) < 40:
+                    wizard = Wizard(name=f"w{worker}-{n}", house="Gryffindor", age=n)
+                    wizard.wand = f"wand {worker}-{n}"
+                    wizard.save()
+                    wizards.append(wizard)
+                else:
+                    wizard = wizards[n % len(wizards)]
+                    wizard.age = n
+                    wizard.wand = f"wand {worker}-{n}"
+                    wizard.save()
+                saved[str(wizard.id)] = n
+                if migrating.is_set():
+                    during.append(n)
+        except BaseException as exc:  # reported by the test, not lost in a thread
+            failures.append(exc)
+
+    writers = [threading.Thread(target=write, args=(worker,)) for worker in range(2)]
+    for writer in writers:
+        writer.start()
+    try:
+        time.sleep(0.2)  # writes under way before the first slot moves
+        migrating.set()
+        reshard(own_cluster, source=0, target=1, slots=1500)
+        reshard(own_cluster, source=2, target=0, slots=700)
+        migrating.clear()
+    finally:
+        done.set()
+        for writer in writers:
+            writer.join(timeout=60)
+    assert not failures, failures
+    assert len(during) > 0
+    # the slots did move: node 1 serves more of them than node 2 now
+    slots = {port: _slot_count(own_cluster, port) for port in own_cluster.ports}
+    assert slots[own_cluster.ports[1]] > slots[own_cluster.ports[2]] + 2000, slots
+    assert len(saved) == 80
+    loaded = Wizard.objects.get_many(list(saved))
+    assert {str(w.id): w.age for w in loaded if w is not None} == saved
+    assert Wizard.objects.count() == 80
+    assert Wizard.objects.filter(house="Gryffindor").order_by("-age").count() == 80
+    report = Wizard.objects.check()
+    assert report.ok, report
+
+
+def _slot_count(cluster: RedisCluster, port: int) -> int:
+    """How many slots the node on ``port`` serves, as it says itself."""
+    client = cluster.client(port)
+    try:
+        # redis-py parses CLUSTER NODES into {"host:port": {"slots": [[low, high]]...}}
+        nodes = client.execute_command("CLUSTER NODES")
+    finally:
+        client.close()
+    ranges = nodes[f"127.0.0.1:{port}"]["slots"]
+    return sum(int(r[-1]) - int(r[0]) + 1 for r in ranges)
+
+
+def test_a_restarted_master_fails_clearly_while_down_and_serves_again_after(
+    storage: RedisClusterStorage, own_cluster: RedisCluster
+) -> None:
+    wizards = [Wizard.create(name=f"w{n}", house="Hufflepuff", age=n) for n in range(30)]
+    own_cluster.stop_node(2)
+    try:
+        deadline = time.monotonic() + RECOVERY_TIMEOUT
+        with pytest.raises(StorageConnectionError) as info:
+            while time.monotonic() < deadline:  # until the loss is noticed
+                Wizard.objects.filter(house="Hufflepuff").count()
+        assert "redis cluster at" in str(info.value) and "count" in str(info.value)
+    finally:
+        own_cluster.restart(2)
+    # the same storage, not configured again
+    deadline = time.monotonic() + RECOVERY_TIMEOUT
+    while True:
+        try:
+            count = Wizard.objects.filter(house="Hufflepuff").count()
+            break
+        except StorageError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    assert count == 30
+    assert Wizard.objects.get_many([w.id for w in wizards]) == wizards
+    Wizard.create(name="after", house="Hufflepuff", age=99)
+    assert Wizard.objects.filter(house="Hufflepuff").count() == 31
+    assert Wizard.objects.check().ok
