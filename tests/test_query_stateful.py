@@ -69,7 +69,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from repocket import ActiveRecord, F, Q, attributes
+from repocket import CASCADE, SET_NULL, ActiveRecord, F, Q, attributes
 from repocket.backends.memory import MemoryStorage
 from repocket.connections import configure
 from repocket.errors import UniqueViolation
@@ -100,6 +100,19 @@ class Specimen(ActiveRecord):
     note = attributes.Unicode(index=False)
     code = attributes.Unicode(unique=True, null=True)
     log = attributes.ByteStream()
+
+
+class Tag(ActiveRecord):
+    """Points to a Specimen; cleared when it is deleted (SET_NULL)."""
+
+    label = attributes.Unicode()
+    owner = attributes.Pointer(Specimen, null=True, related_name="tags", on_delete=SET_NULL)
+
+
+class Badge(ActiveRecord):
+    """Points to a Specimen; deleted with it (CASCADE)."""
+
+    owner = attributes.Pointer(Specimen, related_name="badges", on_delete=CASCADE)
 
 
 # ---------------------------------------------------------------------------
@@ -376,8 +389,22 @@ class QueryMachine(RuleBasedStateMachine):
         self.graveyard: dict[str, tuple[Specimen, dict[str, Any]]] = {}
         #: every value each field ever held, so queries hit existing values
         self.seen: dict[str, list[Any]] = {name: [] for name in VALUES}
+        #: on_delete: tag id -> owner id (SET_NULL), badge id -> owner id (CASCADE)
+        self.tags: dict[str, str | None] = {}
+        self.badges: dict[str, str] = {}
 
     # -- helpers ---------------------------------------------------------------
+
+    def forget(self, record_id: str) -> int:
+        """Apply the on_delete rules of a deleted Specimen to the oracle;
+        returns the keys its cascade removed (one per badge)."""
+        for tag_id, owner in self.tags.items():
+            if owner == record_id:
+                self.tags[tag_id] = None
+        cascaded = [b for b, owner in self.badges.items() if owner == record_id]
+        for badge_id in cascaded:
+            del self.badges[badge_id]
+        return len(cascaded)
 
     def remember(self, values: dict[str, Any]) -> None:
         for name in VALUES:
@@ -539,8 +566,10 @@ class QueryMachine(RuleBasedStateMachine):
         record_id = data.draw(st.sampled_from(list(self.records)), label="delete id")
         record = self.load(record_id)
         values = {**self.records[record_id], "friend": self.live_friend(self.records[record_id])}
-        assert record.delete() == 1 + bool(values["log"])
+        badges = sum(1 for owner in self.badges.values() if owner == record_id)
+        assert record.delete() == 1 + bool(values["log"]) + badges
         assert record.delete() == 0  # already gone
+        self.forget(record_id)
         del self.records[record_id]
         self.deleted[record_id] = None
         self.graveyard[record_id] = (record, values)
@@ -584,11 +613,35 @@ class QueryMachine(RuleBasedStateMachine):
         value = data.draw(st.sampled_from([v[name] for v in self.records.values()]), label="value")
         gone = [rid for rid, v in self.records.items() if o_equal(v[name], value)]
         removed = Specimen.objects.filter(**{name: value}).delete()
-        assert removed == sum(1 + bool(self.records[rid]["log"]) for rid in gone)
+        cascaded = sum(self.forget(rid) for rid in gone)
+        assert removed == sum(1 + bool(self.records[rid]["log"]) for rid in gone) + cascaded
         for rid in gone:
             del self.records[rid]
             self.deleted[rid] = None
             self.graveyard.pop(rid, None)
+
+    @precondition(lambda self: self.records)
+    @rule(data=st.data(), cascade=st.booleans())
+    def relate(self, data: st.DataObject, cascade: bool) -> None:
+        """A Badge (CASCADE) or Tag (SET_NULL) pointing to a Specimen."""
+        owner_id = data.draw(st.sampled_from(list(self.records)), label="owner")
+        owner = Specimen.objects.get(id=owner_id)
+        if cascade:
+            self.badges[str(Badge.create(owner=owner).id)] = owner_id
+        else:
+            self.tags[str(Tag.create(label="t", owner=owner).id)] = owner_id
+
+    @invariant()
+    def relations_follow_deletes(self) -> None:
+        assert Badge.objects.count() == len(self.badges)
+        assert Tag.objects.count() == len(self.tags)
+        assert sorted(str(t.id) for t in Tag.objects.filter(owner=None)) == sorted(
+            t for t, owner in self.tags.items() if owner is None
+        )
+        for owner_id in set(self.badges.values()) | {o for o in self.tags.values() if o}:
+            owner = Specimen(id=owner_id)
+            assert owner.badges.count() == sum(1 for o in self.badges.values() if o == owner_id)
+            assert owner.tags.count() == sum(1 for o in self.tags.values() if o == owner_id)
 
     @rule(batch_size=st.integers(1, 5))
     def reindex(self, batch_size: int) -> None:
