@@ -146,9 +146,15 @@ def test_get_many_and_bulk_create_are_one_round_trip_per_batch(storage, monkeypa
     wizards = [Wizard(name=f"w{i}", age=i, wand=f"wand {i}") for i in range(25)]
     with count_round_trips(storage) as trips:
         Wizard.objects.bulk_create(wizards)
-    # unique claims (wand) are checked by the scripts: still one pipeline per batch
+    # unique claims (wand) are checked by the scripts: still one pipeline per
+    # batch, holding one script per chunk of up to SAVE_BATCH records
     assert trips.count == 3
-    assert trips.names == ["EVALSHA"] * 25
+    assert trips.names == ["EVALSHA"] * 3
+    monkeypatch.setattr("repocket.backends.redis.SAVE_BATCH", 4)
+    more = [Wizard(name=f"x{i}", age=i, wand=f"wand x{i}") for i in range(10)]
+    with count_round_trips(storage) as trips:
+        Wizard.objects.bulk_create(more)
+    assert (trips.count, trips.names) == (1, ["EVALSHA"] * 3)  # 4 + 4 + 2 records
     with count_round_trips(storage) as trips:
         assert len(Wizard.objects.get_many([w.id for w in wizards])) == 25
     assert trips.count == 3

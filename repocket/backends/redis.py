@@ -90,6 +90,10 @@ __all__ = ["RedisStorage"]
 
 _T = TypeVar("_T")
 
+#: How many records one bulk save script writes (bulk_create sends one
+#: script per such chunk, all in one round trip).
+SAVE_BATCH = 100
+
 #: How long (ms) a query snapshot being iterated stays alive between pages.
 SNAPSHOT_TTL_MS = 10 * 60 * 1000
 
@@ -177,10 +181,11 @@ class _Script:
 
 
 _SAVE = _Script(scripts.SAVE)
+_SAVE_MANY = _Script(scripts.SAVE_MANY)
 _DELETE = _Script(scripts.DELETE)
 _APPEND = _Script(scripts.APPEND)
 _SWAP = _Script(scripts.SWAP)
-_SCRIPTS = (_SAVE, _DELETE, _APPEND, _SWAP)
+_SCRIPTS = (_SAVE, _SAVE_MANY, _DELETE, _APPEND, _SWAP)
 
 
 class RedisStorage(Storage):
@@ -384,7 +389,7 @@ class RedisStorage(Storage):
             return
         calls = [self._save_call(write) for write in writes]
         with self._errors(f"save {len(writes)} records"):
-            replies = self._pipelined(_SAVE, calls)
+            replies = self._save_many(calls)
         first: UniqueViolation | ConflictError | None = None
         written: list[str] = []
         for write, (keys, _), reply in zip(writes, calls, replies, strict=True):
@@ -397,6 +402,34 @@ class RedisStorage(Storage):
         if first is not None:
             first.written = written
             raise first
+
+    def _save_many(self, calls: Sequence[tuple[list[str], list[Any]]]) -> list[Any]:
+        """The replies of SAVE calls, run as SAVE_MANY scripts of up to
+        :data:`SAVE_BATCH` records of one shard each, all in one pipeline.
+
+        One script per chunk instead of one per record: the script is
+        entered once, and the type checks of the keys its records share
+        (the id index, the index entries) are made once.  Chunks stay small
+        so that no script keeps the server from its other clients for long.
+        """
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for position, (keys, _) in enumerate(calls):
+            shared: tuple[str, ...] = (keys[1], keys[2], keys[3] if len(keys) > 3 else "")
+            groups.setdefault(shared, []).append(position)
+        chunks: list[list[int]] = []
+        batched: list[tuple[list[str], list[Any]]] = []
+        for shared, positions in groups.items():
+            for start in range(0, len(positions), SAVE_BATCH):
+                chunk = positions[start : start + SAVE_BATCH]
+                chunks.append(chunk)
+                keys = [*shared, *(calls[i][0][0] for i in chunk)]
+                args = [arg for i in chunk for arg in calls[i][1]]
+                batched.append((keys, args))
+        replies: list[Any] = [None] * len(calls)
+        for chunk, chunk_replies in zip(chunks, self._pipelined(_SAVE_MANY, batched), strict=True):
+            for position, reply in zip(chunk, chunk_replies, strict=True):
+                replies[position] = reply
+        return replies
 
     def _pipelined(
         self, script: _Script, calls: Sequence[tuple[list[str], list[Any]]]

@@ -30,7 +30,7 @@ reports dropped afterwards (see docs/cluster.rst).
 
 from __future__ import annotations
 
-__all__ = ["COMMON", "SAVE", "DELETE", "APPEND", "SWAP"]
+__all__ = ["COMMON", "SAVE", "SAVE_MANY", "DELETE", "APPEND", "SWAP"]
 
 # Helpers shared by the scripts below (prepended to each).
 COMMON = r"""
@@ -107,12 +107,19 @@ end
 -- Every key a script writes is checked to hold its kind of value (or none)
 -- before the first write: redis does not undo a script's earlier writes
 -- when a later command fails, so a write must never fail half-way.
-local function wrong_type(checks)
+local function wrong_type(checks, checked)
   for j = 1, #checks, 2 do
-    local found = redis.call('TYPE', checks[j])['ok']
-    if found ~= 'none' and found ~= checks[j + 1] then
-      return {'wrongtype', checks[j], found, checks[j + 1]}
+    local key, wanted = checks[j], checks[j + 1]
+    if not checked or checked[key] ~= wanted then
+      local found = redis.call('TYPE', key)['ok']
+      if found ~= 'none' and found ~= wanted then
+        return {'wrongtype', key, found, wanted}
+      end
     end
+  end
+  if checked then
+    -- written below as what they were checked for: they stay so
+    for j = 1, #checks, 2 do checked[checks[j]] = checks[j + 1] end
   end
   return nil
 end
@@ -150,92 +157,123 @@ end
 # ARGV: id, mode ('u' upsert, 'n' create-only, 'x' expected fields),
 #       index prefix, new terms text ('' for none),
 #       nfields, field/text pairs..., nexpected, pairs..., nstreams, name/content pairs...
+SAVE_ONE = r"""
+-- One record's save (see SAVE for the arguments), its ARGV starting at a;
+-- returns the reply and where the next record's arguments start.  checked
+-- remembers the keys whose type was checked by this script run.
+local function save_one(rkey, ids_key, terms_key, unique_key, a, checked)
+  local id, mode, prefix, terms_text = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local nf = tonumber(ARGV[a + 4])
+  local fields_at = a + 5
+  local ne_at = fields_at + 2 * nf
+  local ne = tonumber(ARGV[ne_at])
+  local expected_at = ne_at + 1
+  local ns_at = expected_at + 2 * ne
+  local ns = tonumber(ARGV[ns_at])
+  local next_at = ns_at + 1 + 2 * ns
+
+  if mode == 'n' then
+    if redis.call('EXISTS', rkey) == 1 then
+      if same_fields(rkey, fields_at, nf) then return {'same'}, next_at end
+      return {'exists'}, next_at
+    end
+  elseif mode == 'x' then
+    if not same_fields(rkey, expected_at, ne) or ne == 0 then return {'conflict'}, next_at end
+  end
+
+  local new_entries, new_claims = decode_terms(terms_text)
+  -- without the unique key, the caller claims and releases (see above)
+  local held = unique_key and first_held_claim(unique_key, new_claims, id)
+  if held then return held, next_at end
+  local old_entries, old_claims = decode_terms(redis.call('HGET', terms_key, id))
+
+  local old_map, new_map = as_map(old_entries), as_map(new_entries)
+  local removed, added = {}, {}
+  local checks = {ids_key, 'zset'}
+  if nf > 0 and not (mode == 'n') then
+    checks[#checks + 1] = rkey
+    checks[#checks + 1] = 'hash'
+  end
+  if unique_key and (#old_claims > 0 or #new_claims > 0) then
+    checks[#checks + 1] = unique_key
+    checks[#checks + 1] = 'hash'
+  end
+  for name, score in pairs(old_map) do
+    if new_map[name] == nil then
+      removed[#removed + 1] = name
+      checks[#checks + 1] = prefix .. name
+      checks[#checks + 1] = entry_kind(score)
+    end
+  end
+  for name, score in pairs(new_map) do
+    if old_map[name] ~= score then
+      added[#added + 1] = name
+      checks[#checks + 1] = prefix .. name
+      checks[#checks + 1] = entry_kind(score)
+    end
+  end
+  local wrong = wrong_type(checks, checked)
+  if wrong then return wrong, next_at end
+
+  -- checked: from here on nothing can fail
+  if nf > 0 then
+    redis.call('HSET', rkey, unpack(ARGV, fields_at, fields_at + 2 * nf - 1))
+  end
+  for j = 0, ns - 1 do
+    local name, content = ARGV[ns_at + 1 + 2 * j], ARGV[ns_at + 2 + 2 * j]
+    if content == '' then
+      redis.call('DEL', rkey .. ':field:' .. name)
+    else
+      redis.call('SET', rkey .. ':field:' .. name, content)
+    end
+  end
+  redis.call('ZADD', ids_key, 0, id)
+  for j = 1, #removed do remove_entry(prefix, removed[j], old_map[removed[j]], id) end
+  for j = 1, #added do add_entry(prefix, added[j], new_map[added[j]], id) end
+  if unique_key then
+    release_claims(unique_key, old_claims, claim_set(new_claims), id)
+    for j = 1, #new_claims, 2 do
+      redis.call('HSET', unique_key, new_claims[j] .. ':' .. new_claims[j + 1], id)
+    end
+  end
+  if terms_text == '' then
+    redis.call('HDEL', terms_key, id)
+  else
+    redis.call('HSET', terms_key, id, terms_text)
+  end
+  if not unique_key then
+    return {'ok', unpack(dropped_claims(old_claims, claim_set(new_claims)))}, next_at
+  end
+  return {'ok'}, next_at
+end
+"""
+
 SAVE = (
     COMMON
+    + SAVE_ONE
     + r"""
-local id, mode, prefix, terms_text = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local nf = tonumber(ARGV[5])
-local fields_at = 6
-local ne_at = fields_at + 2 * nf
-local ne = tonumber(ARGV[ne_at])
-local expected_at = ne_at + 1
-local ns_at = expected_at + 2 * ne
-local ns = tonumber(ARGV[ns_at])
+local reply = save_one(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 1, {})
+return reply
+"""
+)
 
-if mode == 'n' then
-  if redis.call('EXISTS', KEYS[1]) == 1 then
-    if same_fields(KEYS[1], fields_at, nf) then return {'same'} end
-    return {'exists'}
-  end
-elseif mode == 'x' then
-  if not same_fields(KEYS[1], expected_at, ne) or ne == 0 then return {'conflict'} end
+# KEYS: shard ids, shard terms, collection unique ('' when the caller keeps
+# claims elsewhere), then the record keys, one per record
+# ARGV: each record's SAVE arguments, one after the other
+# Returns one SAVE reply per record.  Each record is saved or refused as SAVE
+# would (atomically, after its own checks); the batch runs as one script, so
+# the type checks of keys the records share are made once.
+SAVE_MANY = (
+    COMMON
+    + SAVE_ONE
+    + r"""
+local unique_key = KEYS[3]
+if unique_key == '' then unique_key = nil end
+local checked, replies, a = {}, {}, 1
+for i = 4, #KEYS do
+  replies[#replies + 1], a = save_one(KEYS[i], KEYS[1], KEYS[2], unique_key, a, checked)
 end
-
-local new_entries, new_claims = decode_terms(terms_text)
--- without the unique key, the caller claims and releases (see above)
-local unique_key = KEYS[4]
-local held = unique_key and first_held_claim(unique_key, new_claims, id)
-if held then return held end
-local old_entries, old_claims = decode_terms(redis.call('HGET', KEYS[3], id))
-
-local old_map, new_map = as_map(old_entries), as_map(new_entries)
-local removed, added = {}, {}
-local checks = {KEYS[2], 'zset'}
-if nf > 0 then
-  checks[#checks + 1] = KEYS[1]
-  checks[#checks + 1] = 'hash'
-end
-if unique_key and (#old_claims > 0 or #new_claims > 0) then
-  checks[#checks + 1] = KEYS[4]
-  checks[#checks + 1] = 'hash'
-end
-for name, score in pairs(old_map) do
-  if new_map[name] == nil then
-    removed[#removed + 1] = name
-    checks[#checks + 1] = prefix .. name
-    checks[#checks + 1] = entry_kind(score)
-  end
-end
-for name, score in pairs(new_map) do
-  if old_map[name] ~= score then
-    added[#added + 1] = name
-    checks[#checks + 1] = prefix .. name
-    checks[#checks + 1] = entry_kind(score)
-  end
-end
-local wrong = wrong_type(checks)
-if wrong then return wrong end
-
--- checked: from here on nothing can fail
-if nf > 0 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, fields_at, fields_at + 2 * nf - 1))
-end
-for j = 0, ns - 1 do
-  local name, content = ARGV[ns_at + 1 + 2 * j], ARGV[ns_at + 2 + 2 * j]
-  if content == '' then
-    redis.call('DEL', KEYS[1] .. ':field:' .. name)
-  else
-    redis.call('SET', KEYS[1] .. ':field:' .. name, content)
-  end
-end
-redis.call('ZADD', KEYS[2], 0, id)
-for j = 1, #removed do remove_entry(prefix, removed[j], old_map[removed[j]], id) end
-for j = 1, #added do add_entry(prefix, added[j], new_map[added[j]], id) end
-if unique_key then
-  release_claims(KEYS[4], old_claims, claim_set(new_claims), id)
-  for j = 1, #new_claims, 2 do
-    redis.call('HSET', KEYS[4], new_claims[j] .. ':' .. new_claims[j + 1], id)
-  end
-end
-if terms_text == '' then
-  redis.call('HDEL', KEYS[3], id)
-else
-  redis.call('HSET', KEYS[3], id, terms_text)
-end
-if not unique_key then
-  return {'ok', unpack(dropped_claims(old_claims, claim_set(new_claims)))}
-end
-return {'ok'}
+return replies
 """
 )
 

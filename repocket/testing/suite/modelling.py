@@ -414,9 +414,9 @@ class ModellingConformance(BackendSuite):
     def test_a_namespace_pins_the_module_part_of_the_keys(self, storage: Storage) -> None:
         old = self.declare("shop.models", "shop", wood=attributes.Unicode())
         wand = old.create(wood="holly")
-        assert storage.record_key(old._meta.collection, str(wand.id)).endswith(
-            f"shop:Wand:{wand.id}"
-        )
+        key = storage.record_key(old._meta.collection, str(wand.id))
+        assert "shop:Wand" in key  # (a sharded layout adds a tag around it)
+        assert "shop.models" not in key
         assert old._meta.collection.module == "shop"
         # the model moves to another module: same namespace, same data
         moved = self.declare("shop.catalog.models", "shop", wood=attributes.Unicode())
