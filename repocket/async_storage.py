@@ -26,7 +26,7 @@ import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .asyncbridge import await_only, run_sync
+from .asyncbridge import await_only, close_async_iterator, run_sync
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .keys import Collection
@@ -299,9 +299,16 @@ def _threaded_iterator(name: str) -> Callable[..., AsyncIterator[Any]]:
         iterator = await asyncio.to_thread(
             lambda: iter(getattr(self.storage, name)(*args, **kwargs))
         )
-        while batch := await asyncio.to_thread(_take, iterator):
-            for item in batch:
-                yield item
+        try:
+            while batch := await asyncio.to_thread(_take, iterator):
+                for item in batch:
+                    yield item
+        finally:
+            # stopped early (a break, a first()): the backend's iterator
+            # releases what it holds (a cursor, a snapshot) in its own thread
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                await asyncio.to_thread(close)
 
     iterate.__name__ = iterate.__qualname__ = name
     iterate.__doc__ = f"``Storage.{name}``, advanced in a worker thread."
@@ -344,9 +351,17 @@ def _bridged_call(name: str) -> Callable[..., Awaitable[Any]]:
 def _bridged_iterator(name: str) -> Callable[..., AsyncIterator[Any]]:
     async def iterate(self: BridgedAsyncStorage, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         iterator = iter(getattr(self.storage, name)(*args, **kwargs))  # a generator: no I/O yet
-        while batch := await run_sync(_take, iterator):
-            for item in batch:
-                yield item
+        try:
+            while batch := await run_sync(_take, iterator):
+                for item in batch:
+                    yield item
+        finally:
+            # stopped early: the backend's generator cleans up (releases its
+            # connection, removes a query's snapshot) through the bridge,
+            # where its I/O can wait
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                await run_sync(close)
 
     iterate.__name__ = iterate.__qualname__ = name
     iterate.__doc__ = f"``Storage.{name}``, over the async client."
@@ -399,12 +414,15 @@ def _awaiting_call(name: str) -> Callable[..., Any]:
 def _awaiting_iterator(name: str) -> Callable[..., Iterator[Any]]:
     def iterate(self: AwaitingStorage, *args: Any, **kwargs: Any) -> Iterator[Any]:
         iterator = getattr(self.async_storage, name)(*args, **kwargs)
-        while True:
-            try:
-                item = await_only(iterator.__anext__())
-            except StopAsyncIteration:
-                return
-            yield item
+        try:
+            while True:
+                try:
+                    item = await_only(iterator.__anext__())
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            close_async_iterator(iterator)
 
     iterate.__name__ = iterate.__qualname__ = name
     return iterate

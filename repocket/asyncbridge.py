@@ -26,7 +26,7 @@ import greenlet  # type: ignore[import-untyped]  # (no stubs)
 
 from .errors import RepocketError
 
-__all__ = ["await_only", "in_bridge", "run_sync"]
+__all__ = ["await_only", "close_async_iterator", "in_bridge", "run_sync"]
 
 T = TypeVar("T")
 
@@ -79,3 +79,17 @@ def await_only(awaitable: Awaitable[T]) -> T:
 def in_bridge() -> bool:
     """Whether the running code was started by :func:`run_sync`."""
     return isinstance(greenlet.getcurrent(), _Bridge)
+
+
+def close_async_iterator(iterator: Any) -> None:
+    """Close ``iterator``, an async iterator that sync code stopped using
+    early, so that it releases what it holds (a connection, a query's
+    snapshot) now.
+
+    Called outside :func:`run_sync` (the sync code collected as garbage),
+    nothing can be awaited: the event loop's async-generator finalizer
+    closes it instead.
+    """
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None and in_bridge():
+        await_only(aclose())

@@ -14,6 +14,7 @@ exists twice.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,9 +26,13 @@ import redis.asyncio.retry
 import redis.connection
 
 from ..async_storage import AsyncStorage, BridgedAsyncStorage
-from ..asyncbridge import await_only, run_sync
+from ..asyncbridge import await_only, close_async_iterator, run_sync
 
 __all__ = ["AwaitingClient", "async_client_like", "open_async_storage"]
+
+#: How long a task waits for a free connection of a full pool before
+#: failing (redis-py's default for its blocking pools).
+_POOL_WAIT_S = 20.0
 
 _CONNECTION_CLASSES: dict[type, type] = {
     redis.connection.Connection: async_connection.Connection,
@@ -86,8 +91,15 @@ def async_client_like(client: redis.Redis) -> redis.asyncio.Redis:
             accepted.update(inspect.signature(init).parameters)
     options = {k: v for k, v in pool.connection_kwargs.items() if k in accepted}
     options["retry"] = _async_retry(pool.connection_kwargs.get("retry"))
-    async_pool = redis.asyncio.ConnectionPool(
-        connection_class=connection_class, max_connections=pool.max_connections, **options
+    # Blocking: a task finding every connection in use waits for one (up to
+    # _POOL_WAIT_S), as a thread does for a blocking call.  redis.asyncio's
+    # plain pool fails at once ("Too many connections"), which many tasks on
+    # one loop reach at the pool's limit (100 by default) under normal load.
+    async_pool = redis.asyncio.BlockingConnectionPool(
+        connection_class=connection_class,
+        max_connections=pool.max_connections,
+        timeout=_POOL_WAIT_S,
+        **options,
     )
     return redis.asyncio.Redis(connection_pool=async_pool)
 
@@ -99,8 +111,11 @@ def open_async_storage(storage: Any, client: Any) -> AsyncStorage:
     inner = copy.copy(storage)
     inner._client = AwaitingClient(client)
     inner._shard_cache = {}
+    # The pool too: a client given its pool leaves it open on aclose(), with
+    # every connection the loop opened.
+    close = functools.partial(client.aclose, close_connection_pool=True)
     # (its methods are added by async_storage._complete())
-    return BridgedAsyncStorage(inner, close=client.aclose)  # type: ignore[abstract]
+    return BridgedAsyncStorage(inner, close=close)  # type: ignore[abstract]
 
 
 class AwaitingClient:
@@ -167,12 +182,15 @@ def _wrapped(value: Any) -> Any:
 
 
 def _iterate(iterator: Any) -> Iterator[Any]:
-    while True:
-        try:
-            item = await_only(iterator.__anext__())
-        except StopAsyncIteration:
-            return
-        yield item
+    try:
+        while True:
+            try:
+                item = await_only(iterator.__anext__())
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        close_async_iterator(iterator)  # stopped early: release what it holds now
 
 
 def _retry_caller(call_with_retry: Callable[..., Any]) -> Callable[..., Any]:
