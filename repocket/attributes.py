@@ -46,6 +46,7 @@ from . import serialization
 from .errors import RepocketActiveRecordDefinitionError, UnsavedRecordError, ValidationError
 from .pointers import PendingPointer
 from .relations import DO_NOTHING, SET_NULL, OnDelete
+from .text import short_repr
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from typing_extensions import Self, TypedDict, TypeVar, Unpack
@@ -284,7 +285,7 @@ class Attribute(Generic[_T]):
         except ValidationError as exc:
             raise RepocketActiveRecordDefinitionError(
                 f"{model_name}.{self.name} = {type(self).__name__}(default="
-                f"{_short_repr(default)}): the field cannot hold its default: {exc}"
+                f"{short_repr(default)}): the field cannot hold its default: {exc}"
             ) from exc
 
     def clean(self, value: Any, model_name: str) -> Any:
@@ -310,7 +311,7 @@ class Attribute(Generic[_T]):
         except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
             raise ValidationError(
                 f"{model_name}.{self.name} ({type(self).__name__}) cannot take "
-                f"{_short_repr(value)}: {exc}",
+                f"{short_repr(value)}: {exc}",
                 model=model_name,
                 field=self.name,
                 value=value,
@@ -384,7 +385,7 @@ class Unicode(Attribute[_T]):
                 value = bytes(value).decode(self.encoding)
             except UnicodeDecodeError as exc:
                 raise ValidationError(
-                    f"{model_name}.{self.name} (Unicode) cannot take {_short_repr(value)}: {exc}",
+                    f"{model_name}.{self.name} (Unicode) cannot take {short_repr(value)}: {exc}",
                     model=model_name,
                     field=self.name,
                     value=value,
@@ -580,7 +581,7 @@ class Integer(Attribute[_T]):
             limit = sys.get_int_max_str_digits()
             if limit and value.adjusted() >= limit:  # checked before int(): 1E+999999999
                 raise ValueError(
-                    f"{_short_repr(value)} has more than {limit} digits, "
+                    f"{short_repr(value)} has more than {limit} digits, "
                     f"the most an integer field stores"
                 )
             return int(value)
@@ -643,7 +644,7 @@ class Boolean(Attribute[_T]):
             return value
         if type(value) is int and value in (0, 1):
             return bool(value)
-        raise TypeError(f"expected True or False (or 1 or 0), got {_short_repr(value)}")
+        raise TypeError(f"expected True or False (or 1 or 0), got {short_repr(value)}")
 
     @classmethod
     def from_json(cls, value: Any) -> bool:
@@ -817,7 +818,7 @@ class Decimal(Attribute[_T]):
         cleaned = super().clean(value, model_name)
         if cleaned is not None and cleaned.is_snan():
             raise ValidationError(
-                f"{model_name}.{self.name} (Decimal) cannot take {_short_repr(value)}: a "
+                f"{model_name}.{self.name} (Decimal) cannot take {short_repr(value)}: a "
                 f"signalling NaN cannot be compared, even for equality; use "
                 f"Decimal('NaN') or None",
                 model=model_name,
@@ -1316,13 +1317,3 @@ def a_or_an(word: str) -> str:
     # a leading "u" is taken as sounding "you" (Unicode, UUID, User)
     vowel_sound = word[:1].lower() in ("a", "e", "i", "o")
     return f"{'an' if vowel_sound else 'a'} {word}"
-
-
-def _short_repr(value: Any, limit: int = 80) -> str:
-    if isinstance(value, int) and value.bit_length() > 3 * limit:
-        return f"<int of {value.bit_length()} bits>"  # repr() of a huge int may raise
-    try:
-        text = repr(value)
-    except RecursionError:  # absurdly nested containers
-        return f"<deeply nested {type(value).__name__}>"
-    return text if len(text) <= limit else text[:limit] + "..."

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import __version__
+from .text import as_text
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .attributes import Attribute
@@ -90,8 +91,8 @@ def ping(url: str) -> None:
     Prints PONG and where the storage is; exits with status 1 when it cannot
     be reached.
     """
+    from .backend_registry import backend_for_url
     from .errors import RepocketError
-    from .storage import backend_for_url
 
     try:
         storage = backend_for_url(url)
@@ -202,7 +203,7 @@ def inspect(url: str, imports: tuple[str, ...], model_name: str, record_id: str)
         if raw is None:
             click.echo("  stored:  (nothing; loads as the field's default or empty value)")
             continue
-        click.echo(f"  stored:  {_text(raw)}")
+        click.echo(f"  stored:  {as_text(raw)}")
         try:
             value = loads(field, raw, key=key, field=name)
         except EnvelopeError as exc:
@@ -213,7 +214,7 @@ def inspect(url: str, imports: tuple[str, ...], model_name: str, record_id: str)
     for name in sorted(set(fields) - set(model._fields)):
         click.echo("")
         click.echo(f"{name} (not declared by {_label(model)}; ignored when loading)")
-        click.echo(f"  stored:  {_text(fields[name])}")
+        click.echo(f"  stored:  {as_text(fields[name])}")
     if failures:
         raise click.ClickException(
             f"{failures} field{'' if failures == 1 else 's'} of {key} cannot be decoded"
@@ -408,40 +409,9 @@ def _find_model(name: str, imported: Sequence[type[ActiveRecord]]) -> type[Activ
 def _read_raw(
     storage: Storage, model: type[ActiveRecord], record_id: str
 ) -> tuple[Mapping[str, str | bytes] | None, Mapping[str, bytes]]:
-    """A record's hash fields and streams exactly as stored, or ``(None, {})``.
-
-    Backends whose native client (``configure.get_connection()``) is a redis
-    client, memory included, are read with ``HGETALL`` and ``GET``, as
-    ``redis-cli`` would; other backends through ``Storage.load_record``.
-    """
-    import redis
-
-    from .connections import configure
-    from .errors import StorageConnectionError, StorageError
-
-    collection = model._collection
-    streams = model._stream_fields
-    client = configure.get_connection()
-    if isinstance(client, redis.Redis):  # fakeredis.FakeRedis is one too
-        key = collection.record_key(record_id)
-        try:
-            pipe = client.pipeline(transaction=False)
-            pipe.hgetall(key)
-            for name in streams:
-                pipe.get(collection.stream_key(record_id, name))
-            hash_reply, *stream_replies = pipe.execute()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise StorageConnectionError(
-                f"cannot reach {storage.describe()} while trying to read {key}: {exc}"
-            ) from exc
-        except redis.RedisError as exc:
-            raise StorageError(f"{storage.describe()} failed to read {key}: {exc}") from exc
-        if not hash_reply:
-            return None, {}
-        fields = {_text(name): value for name, value in hash_reply.items()}
-        values = zip(streams, stream_replies, strict=True)
-        return fields, {name: value or b"" for name, value in values}
-    stored = storage.load_record(collection, record_id, streams)
+    """A record's hash fields and streams exactly as stored (the bytes the
+    backend holds, not decoded), or ``(None, {})``."""
+    stored = storage.load_record(model._meta.collection, record_id, model._meta.stream_fields)
     if stored is None:
         return None, {}
     return stored.fields, stored.streams
@@ -495,16 +465,6 @@ def _describe_default(default: Any) -> str:
 
 def _label(model: type) -> str:
     return f"{model.__module__}.{model.__name__}"
-
-
-def _text(raw: str | bytes) -> str:
-    """Stored text as it is, or the repr of bytes that are not UTF-8."""
-    if isinstance(raw, bytes):
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return repr(raw)
-    return raw
 
 
 def _preview_bytes(data: bytes) -> str:

@@ -22,9 +22,10 @@ import weakref
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .asyncbridge import in_bridge
+from .backend_registry import backend_for_url, get_backend
 from .errors import ConfigurationError, NotConfiguredError
 from .keys import Collection
-from .storage import Storage, backend_for_url, get_backend
+from .storage import Storage
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .async_storage import AsyncStorage

@@ -36,6 +36,7 @@ from .connections import configure
 from .pointers import PendingPointer, expected_pointer_key, load_many
 from .query import Lookup, Q, lookup_matches, parse_lookups
 from .resultset import ResultSet, _batched
+from .text import short_repr
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .model import ActiveRecord
@@ -289,7 +290,7 @@ class Manager(Generic[M]):
             if type(record) is not model:
                 raise errors.ValidationError(
                     f"{model.__name__}.objects.bulk_create() saves {model.__name__} records; "
-                    f"item {position} is {_short(record)}; nothing was written",
+                    f"item {position} is {short_repr(record)}; nothing was written",
                     model=model.__name__,
                     value=record,
                 )
@@ -396,11 +397,6 @@ def _bulk_error(
         error = errors.UniqueViolation(f"{exc}; {outcome}", claim=exc.claim, other_id=exc.other_id)
     error.written = written
     return error
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:80] + "..."
 
 
 def _plain_fields(model: type[ActiveRecord], kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The registry of declared model classes.
+"""The model registry: every declared model class, by module and name.
 
 Every :class:`~repocket.model.ActiveRecord` subclass is recorded here when
 its class statement runs, by ``(module, name)``.  Pointers declared with a

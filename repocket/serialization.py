@@ -28,6 +28,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from .errors import EnvelopeError
+from .text import short_repr
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .attributes import Attribute
@@ -167,7 +168,7 @@ def decode_envelope(
         data = json.loads(text)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # too deep: hostile
         raise EnvelopeError(
-            f"{where} does not hold a repocket envelope: {_preview(text)} ({exc})",
+            f"{where} does not hold a repocket envelope: {short_repr(text)} ({exc})",
             key=key,
             field=field,
         ) from exc
@@ -180,7 +181,7 @@ def decode_envelope(
         raise EnvelopeError(
             f"{where} does not hold a repocket envelope "
             f"(a JSON object with 'type', 'value' and 'module'): "
-            f"{_preview(text)}",
+            f"{short_repr(text)}",
             key=key,
             field=field,
         )
@@ -204,7 +205,7 @@ def decode_envelope(
             value = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise EnvelopeError(
-                f"{where} holds invalid base64: {_preview(value)}", key=key, field=field
+                f"{where} holds invalid base64: {short_repr(value)}", key=key, field=field
             ) from exc
     return cls, value
 
@@ -231,13 +232,8 @@ def loads(
         where = f"field {field!r} of {key!r}" if key else f"field {field!r}"
         raise EnvelopeError(
             f"{where} holds an envelope of type {cls.__name__} whose value "
-            f"{_preview(json_value)} cannot be read: {exc}",
+            f"{short_repr(json_value)} cannot be read: {exc}",
             key=key,
             field=field,
         ) from exc
     return value
-
-
-def _preview(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."

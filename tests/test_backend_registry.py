@@ -1,4 +1,4 @@
-"""Choosing a backend class by URL scheme (repocket.storage's registry)."""
+"""Choosing a backend class by URL scheme (repocket.backend_registry)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,16 @@ import types
 
 import pytest
 
-from repocket import storage as storage_module
+from repocket import backend_registry as storage_module
+from repocket.backend_registry import (
+    available_backends,
+    backend_for_url,
+    get_backend,
+    register_backend,
+)
 from repocket.backends.memory import MemoryStorage
 from repocket.backends.redis import RedisStorage
 from repocket.errors import BackendLoadError, UnknownBackendError
-from repocket.storage import available_backends, backend_for_url, get_backend, register_backend
 
 
 @pytest.fixture(autouse=True)
@@ -106,3 +111,13 @@ def test_available_backends_shows_the_registered_path_before_and_after_import() 
         assert available_backends()["reexported"] == "repocket_reexporting_plugin:Storage"
     finally:
         del sys.modules["repocket_reexporting_plugin"]
+
+
+def test_the_registry_is_still_importable_from_repocket_storage() -> None:
+    import repocket.backend_registry
+    import repocket.storage
+
+    for name in ("register_backend", "available_backends", "get_backend", "backend_for_url"):
+        assert getattr(repocket.storage, name) is getattr(repocket.backend_registry, name)
+    with pytest.raises(AttributeError):
+        _ = repocket.storage.no_such_name  # type: ignore[attr-defined]

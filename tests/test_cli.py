@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 import repocket
-import repocket.storage as storage_module
+import repocket.backend_registry as storage_module
+from repocket.backend_registry import register_backend
 from repocket.backends.memory import MemoryStorage
 from repocket.cli import main
 from repocket.connections import configure
-from repocket.storage import register_backend
 
 from . import models
 from .servers import RedisServer
@@ -335,7 +335,8 @@ def test_inspect_reports_an_envelope_it_cannot_decode_and_fails(
     configure.get_connection().hset(harry.save()["hash"], "name", b"\xff not json")
     result = invoke("inspect", "--url", url, "repocket.testing.models.User", str(harry.id))
     assert result.exit_code == 1
-    assert "name (Unicode)\n  stored:  b'\\xff not json'\n  error:   " in result.output
+    # bytes that are not UTF-8 are shown with backslash escapes
+    assert "name (Unicode)\n  stored:  \\xff not json\n  error:   " in result.output
     assert "  decoded: 'Gryffindor'\n" in result.output  # the other fields are still shown
     assert result.output.endswith(f"Error: 1 field of {harry.save()['hash']} cannot be decoded\n")
 
@@ -367,7 +368,7 @@ def test_inspect_fails_clearly_when_the_server_is_unreachable(nowhere: str) -> N
     path = nowhere.removeprefix("unix://")
     assert result.exit_code == 1
     assert result.output.startswith(
-        f"Error: cannot reach redis at unix socket {path} (db 0) while trying to read "
+        f"Error: cannot reach redis at unix socket {path} (db 0) while trying to load "
         "repocket:repocket.testing.models:User:970773fa-4de1-11e5-86f4-6c4008a70392: "
     )
 

@@ -235,7 +235,7 @@ def test_an_installed_plugins_scheme_is_discovered_and_works(site: Path) -> None
         """
         from repocket import ActiveRecord, attributes
         from repocket.connections import configure
-        from repocket.storage import available_backends
+        from repocket.backend_registry import available_backends
 
 
         class Note(ActiveRecord):
@@ -264,7 +264,7 @@ def test_loosely_written_entry_points_are_read_as_the_entry_point_syntax_allows(
         site,
         """
         from repocket.connections import configure
-        from repocket.storage import available_backends
+        from repocket.backend_registry import available_backends
 
         result = {
             "available": {scheme: path for scheme, path in available_backends().items()
@@ -289,7 +289,7 @@ def test_a_plugin_is_imported_only_when_its_scheme_is_asked_for(site: Path) -> N
         site,
         """
         from repocket.connections import configure
-        from repocket.storage import available_backends, get_backend
+        from repocket.backend_registry import available_backends, get_backend
 
         result = {"at start": imported()}
         available_backends()
@@ -339,7 +339,7 @@ def test_a_plugin_that_fails_to_import_fails_only_when_asked_for(site: Path) -> 
     result = run(
         site,
         """
-        from repocket.storage import available_backends, get_backend
+        from repocket.backend_registry import available_backends, get_backend
 
         listed = "broken" in available_backends()
         others = get_backend("throwaway").__name__
@@ -367,7 +367,7 @@ def test_a_class_missing_protocol_methods_is_refused_naming_them(site: Path) -> 
     result = run(
         site,
         """
-        from repocket.storage import get_backend
+        from repocket.backend_registry import get_backend
         result = describe(lambda: get_backend("half"))
     """,
     )
@@ -388,7 +388,7 @@ def test_two_distributions_claiming_one_scheme_are_reported_not_shadowed(site: P
         site,
         """
         from repocket.connections import configure
-        from repocket.storage import register_backend
+        from repocket.backend_registry import register_backend
 
         result = describe(lambda: configure.from_url("twin://"))
         register_backend("twin", "throwaway_twin.storage:TwinStorage")

@@ -16,6 +16,7 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 
+from repocket.backend_registry import backend_for_url
 from repocket.backends.memory import MemoryStorage
 from repocket.backends.redis import RedisStorage
 from repocket.cli import main
@@ -25,7 +26,6 @@ from repocket.errors import (
     RepocketError,
     StorageConnectionError,
 )
-from repocket.storage import backend_for_url
 
 from .servers import RedisServer, start_redis_server, started_or_skipped
 

@@ -20,10 +20,11 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner, Result
 
+from repocket.backend_registry import backend_for_url
 from repocket.cli import main
 from repocket.connections import configure
 from repocket.errors import RepocketError, StorageConnectionError
-from repocket.storage import Storage, backend_for_url, redact_url
+from repocket.storage import Storage, redact_url
 
 from .servers import RedisServer
 from .test_safety_configuration import passworded_server_fixture

@@ -10,8 +10,8 @@ shards.
 
 from __future__ import annotations
 
+from repocket.backend_registry import backend_for_url
 from repocket.backends.cluster import DEFAULT_CLUSTER_SHARDS, RedisClusterStorage
-from repocket.storage import backend_for_url
 
 from .cluster import RedisCluster
 from .test_suite_sharded import ShardedConformance

@@ -14,8 +14,9 @@ from importlib import metadata
 
 import pytest
 
+from repocket.backend_registry import available_backends, get_backend
 from repocket.errors import UnknownBackendError
-from repocket.storage import Storage, available_backends, get_backend
+from repocket.storage import Storage
 from repocket.testing.suite import ConformanceSuite
 
 INSTALL = "python -m pip install ./backends/repocket-sqlite (scripts/test.sh does)"

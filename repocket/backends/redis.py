@@ -84,6 +84,7 @@ from ..storage import (
     redact_secrets,
     redact_url,
 )
+from ..text import as_text
 from . import scripts
 
 __all__ = ["RedisStorage"]
@@ -1418,10 +1419,4 @@ def _bytes(value: str | bytes) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else value
 
 
-def _text(value: str | bytes) -> str:
-    """A name redis returned, as text.  Names repocket wrote are UTF-8; other
-    bytes (written by something else) are shown with backslash escapes
-    (``\\xff``), so they reach the model layer as printable names that no
-    model has -- a field no model declares, an id with no record -- instead
-    of raising."""
-    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+_text = as_text  # (the name the backend's code uses)
