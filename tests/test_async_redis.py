@@ -491,6 +491,33 @@ def test_aclose_closes_every_connection_the_loop_opened(redis_storage: RedisStor
     assert asyncio.run(main()) > 1
 
 
+def test_a_write_after_the_server_closed_an_idle_connection_succeeds(
+    redis_storage: RedisStorage,
+) -> None:
+    # as in sync code: the pool replaces the closed connection before the
+    # write is sent (a write is never resent, so it must not be sent on it)
+    wizard = Wizard.objects.create(name="Harry", age=17)
+    client = redis_storage.native_client
+    sync_clients = {c["id"] for c in client.client_list()}
+
+    async def main() -> None:
+        await Wizard.objects.aget(id=wizard.id)  # leaves an idle async connection
+        pool = configure.async_storage().storage.native_client._target.connection_pool
+        (idle,) = pool._available_connections
+        for found in client.client_list():
+            if found["id"] not in sync_clients:
+                client.client_kill_filter(_id=found["id"])
+        deadline = time.monotonic() + WAIT
+        while not await idle.can_read():  # the loop has seen the server close it
+            assert time.monotonic() < deadline, "the closed connection was never noticed"
+            await asyncio.sleep(0.01)
+        wizard.age = 18
+        await wizard.asave()
+
+    run(main())
+    assert Wizard.objects.get(id=wizard.id).age == 18
+
+
 # -- stopping early --------------------------------------------------------------------------
 
 QUERIES = {

@@ -25,6 +25,11 @@ import redis.asyncio.connection as async_connection
 import redis.asyncio.retry
 import redis.connection
 
+try:
+    from redis.maint_notifications import MaintNotificationsConfig
+except ImportError:  # pragma: no cover - redis-py before 7 has no maintenance notifications
+    MaintNotificationsConfig = None  # type: ignore[assignment,misc]
+
 from ..async_storage import AsyncStorage, BridgedAsyncStorage
 from ..asyncbridge import await_only, close_async_iterator, run_sync
 
@@ -89,7 +94,23 @@ def async_client_like(client: redis.Redis) -> redis.asyncio.Redis:
         init = cls.__dict__.get("__init__")
         if init is not None:
             accepted.update(inspect.signature(init).parameters)
-    options = {k: v for k, v in pool.connection_kwargs.items() if k in accepted}
+    options = {
+        k: v
+        for k, v in pool.connection_kwargs.items()
+        if k in accepted and not k.startswith("maint_notifications")
+    }
+    # Not the sync pool's maintenance-notification state (its handler belongs
+    # to that pool), and off unless asked for: redis.asyncio's pool enables
+    # them in "auto" mode by default, and then skips the check that replaces
+    # a connection the server closed while it was idle, so that the next
+    # write failed on it where a sync one succeeds.
+    sync_config = pool.connection_kwargs.get("maint_notifications_config")
+    if MaintNotificationsConfig is not None:
+        options["maint_notifications_config"] = (
+            sync_config
+            if sync_config is not None and sync_config.enabled is True
+            else MaintNotificationsConfig(enabled=False)
+        )
     options["retry"] = _async_retry(pool.connection_kwargs.get("retry"))
     # Blocking: a task finding every connection in use waits for one (up to
     # _POOL_WAIT_S), as a thread does for a blocking call.  redis.asyncio's
