@@ -141,6 +141,11 @@ def _house_of_200() -> str:
     return house
 
 
+def _builds_of_5_projects() -> None:
+    projects = [Project.create(name=f"p{i}") for i in range(5)]
+    Build.objects.bulk_create([Build(project=projects[i % 5], stdout=b"x") for i in range(120)])
+
+
 def _ids_of_30() -> list[str]:
     wizards = Wizard.objects.bulk_create([Wizard(name=f"w{i}", age=i) for i in range(30)])
     return [str(w.id) for w in wizards] + ["0190f6b2-7d3e-7a41-8b2c-5d6e7f8091a2"]  # one missing
@@ -172,6 +177,11 @@ OPERATIONS = {
         _house_of_200,
         lambda h: list(Wizard.objects.filter(house=h).order_by("-age").iterator()),
         lambda h: _async_list(Wizard.objects.filter(house=h).order_by("-age")),
+    ),
+    "records with pointers, iterated": Operation(
+        _builds_of_5_projects,
+        lambda _: [build.project for build in Build.objects.all().iterator()],
+        lambda _: _async_list(Build.objects.all()),
     ),
     "count of a filter": Operation(
         _house_of_200,
@@ -259,7 +269,8 @@ COUNTERS = 5
 MAX_ATTEMPTS = 1000  # a bound on a conditional save's retries, never reached in practice
 
 
-def test_200_concurrent_tasks_lose_nothing(redis_storage: RedisStorage) -> None:
+def test_200_concurrent_tasks_lose_nothing(storage: Storage) -> None:
+    # (the conftest's storage fixture: memory, then the session's redis-server)
     async def main() -> dict[str, Any]:
         counters = [await Counter.objects.acreate(name=f"c{i}") for i in range(COUNTERS)]
         ledger = await Wizard.objects.acreate(name="ledger", house="Bank", age=0)

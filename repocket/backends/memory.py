@@ -66,7 +66,10 @@ class MemoryStorage(RedisStorage):
         from .redis_async import open_async_storage
 
         server = self._client.connection_pool.connection_kwargs["server"]
-        return open_async_storage(self, fakeredis.FakeAsyncRedis(server=server))
+        # no limit on its in-process connections: redis.asyncio's default of
+        # 100 fails the 101st concurrent task at once ("Too many connections")
+        client = fakeredis.FakeAsyncRedis(server=server, max_connections=2**31)
+        return open_async_storage(self, client)
 
     def describe(self) -> str:
         where = f"memory store {self.name!r}" if self.name else "private memory store"
