@@ -5,6 +5,7 @@ unique claims kept apart from the records (docs/cluster.rst)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -260,3 +261,19 @@ def test_the_demo_runs_on_the_cluster_and_cleans_up(redis_cluster: RedisCluster)
         assert list(client.scan_iter(match="repocket:*repocket.demo:*")) == []
     finally:
         configure.reset()
+
+
+def test_ping_answers_on_the_cluster(redis_cluster: RedisCluster) -> None:
+    result = CliRunner().invoke(main, ["ping", "--url", redis_cluster.url])
+    assert result.exit_code == 0, result.output
+    assert "PONG" in result.output and "redis cluster at" in result.output
+
+
+def test_ping_of_an_unreachable_cluster_names_its_seeds() -> None:
+    with socket.socket() as held:  # bound, not listening: connections are refused
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        result = CliRunner().invoke(main, ["ping", "--url", f"redis+cluster://127.0.0.1:{port}"])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: cannot reach redis cluster at 127.0.0.1:{port}")
+    assert "Traceback" not in result.output

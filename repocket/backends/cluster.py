@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
@@ -146,6 +147,11 @@ return released
 """
 )
 
+#: Seconds a save refused by a claim whose holder does not hold the value
+#: (a save under way, or interrupted) waits for it to settle; see
+#: RedisClusterStorage._claim_settled.
+CLAIM_SETTLE_S = 1.0
+
 _CLUSTER_SCRIPTS = (_SAVE, _DELETE, _APPEND, _SWAP, _CLAIM, _RELEASE)
 
 #: redirections and refusals a node gives while slots migrate or the
@@ -218,12 +224,24 @@ class RedisClusterStorage(RedisStorage):
             options.setdefault("decode_responses", False)
             options = _with_defaults(options)
             options["retry"] = _cluster_retry(options["retry"])
+            seeds = [f"{node.host}:{node.port}" for node in options.get("startup_nodes", ())]
+            if "host" in options:
+                seeds.append(f"{options['host']}:{options.get('port', 6379)}")
+            where = f"redis cluster at {','.join(seeds) or 'localhost:6379'}"
+            # redis-py asks the seeds for the map of the cluster right away
             try:
                 client = RedisCluster(**options)
-            except redis.exceptions.RedisClusterException as exc:
-                raise StorageConnectionError(f"cannot reach the Redis Cluster: {exc}") from exc
-            except (redis.exceptions.RedisError, ValueError) as exc:
-                raise ConfigurationError(f"cannot open the Redis Cluster: {exc}") from exc
+            except redis.exceptions.AuthenticationError as exc:
+                raise StorageConnectionError(
+                    f"authentication failed for {where} while trying to connect: {exc} "
+                    f"(check the user name and password)"
+                ) from exc
+            except (redis.exceptions.RedisClusterException, redis.exceptions.RedisError) as exc:
+                raise StorageConnectionError(
+                    f"cannot reach {where} while trying to connect: {exc}"
+                ) from exc
+            except ValueError as exc:
+                raise ConfigurationError(f"cannot open the {where}: {exc}") from exc
         # RedisStorage calls the client through the command methods that
         # redis.Redis and RedisCluster share; where they differ, this class
         # overrides the method.
@@ -338,6 +356,10 @@ class RedisClusterStorage(RedisStorage):
         redis-py's cluster pipeline refuses ``pipe.evalsha()``, but sends an
         ``EVALSHA`` given as a plain command to the node of its keys' slot.
         """
+        if len(calls) == 1:
+            # one script needs no pipeline (which costs more than the command)
+            keys, args = calls[0]
+            return [self._run(script, keys, args)]
         replies: list[Any] = []
         for attempt in range(2):
             pipe = self._cluster.pipeline(transaction=False)
@@ -354,6 +376,44 @@ class RedisClusterStorage(RedisStorage):
         return list(replies)
 
     # -- unique claims ---------------------------------------------------------------
+
+    def _claim_settled(
+        self, collection: Collection, calls: Sequence[tuple[str, frozenset[UniqueClaim]]]
+    ) -> list[Any]:
+        """:meth:`_claim`, refused only by a record that holds the value.
+
+        A claim is taken before its record is written and released after
+        the record gave the value up, so a refusal may come from a save or a
+        change still under way: its holder's stored claims (remembered with
+        its index entries) do not have the value yet, or no longer.  Such a
+        refusal is retried, with a growing pause, until the holder holds the
+        value -- then a ``UniqueViolation`` names a record that can be read,
+        as on one server -- or its claim is gone, or :data:`CLAIM_SETTLE_S`
+        passed (a claim left by an interrupted save, which ``reindex()``
+        repairs).
+        """
+        replies = self._claim(collection, calls)
+        deadline = time.monotonic() + CLAIM_SETTLE_S
+        pause = 0.001
+        while True:
+            refused = [i for i, reply in enumerate(replies) if _refused(reply)]
+            if not refused:
+                return replies
+            holders = [_text(replies[i][3]) for i in refused]
+            stored = self.read_index_entries(collection, holders)
+            unsettled = [
+                i
+                for i, terms in zip(refused, stored, strict=True)
+                if terms is None
+                or UniqueClaim(_text(replies[i][1]), _text(replies[i][2])) not in terms[1]
+            ]
+            if not unsettled or time.monotonic() >= deadline:
+                return replies
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+            again = self._claim(collection, [calls[i] for i in unsettled])
+            for i, reply in zip(unsettled, again, strict=True):
+                replies[i] = reply
 
     def _claim(
         self, collection: Collection, calls: Sequence[tuple[str, frozenset[UniqueClaim]]]
@@ -419,7 +479,7 @@ class RedisClusterStorage(RedisStorage):
             by_collection.setdefault(write.collection, []).append(i)
         with self._errors(f"claim unique values to {label}"):
             for collection, positions in by_collection.items():
-                claimed = self._claim(
+                claimed = self._claim_settled(
                     collection, [(writes[i].record_id, writes[i].unique) for i in positions]
                 )
                 for i, reply in zip(positions, claimed, strict=True):
@@ -467,7 +527,7 @@ class RedisClusterStorage(RedisStorage):
         taken: list[Any] = []
         if swap.claim:
             with self._errors(f"claim unique values to update {key}"):
-                reply = self._claim(swap.collection, [(swap.record_id, swap.claim)])[0]
+                reply = self._claim_settled(swap.collection, [(swap.record_id, swap.claim)])[0]
             if reply[0] == b"unique":
                 raise _unique_violation(swap.collection.label, reply)
             if reply[0] == b"wrongtype":
@@ -519,7 +579,7 @@ class RedisClusterStorage(RedisStorage):
     # -- reading ---------------------------------------------------------------------
 
     def load_records(self, requests: Sequence[LoadRequest]) -> list[StoredRecord | None]:
-        """One cluster pipeline: the reads of each node in one write."""
+        """The reads of each master in one write (:meth:`_read_per_node`)."""
         if not requests:
             return []
         if len(requests) == 1 and not requests[0].streams:
@@ -529,14 +589,14 @@ class RedisClusterStorage(RedisStorage):
             with self._errors(f"load {key}", resend=True):
                 fields = self._cluster.hgetall(key)
             return [StoredRecord(record_id, _text_keys(fields), {}) if fields else None]
+        commands: list[tuple[Any, ...]] = []
+        for request in requests:
+            shard = self._shard(request.collection, request.record_id)
+            commands.append(("HGETALL", shard.record_key(request.record_id)))
+            for name in request.streams:
+                commands.append(("GET", shard.stream_key(request.record_id, name)))
         with self._errors(f"load {len(requests)} record(s)", resend=True):
-            pipe = self._cluster.pipeline(transaction=False)
-            for request in requests:
-                shard = self._shard(request.collection, request.record_id)
-                pipe.hgetall(shard.record_key(request.record_id))
-                for name in request.streams:
-                    pipe.get(shard.stream_key(request.record_id, name))
-            replies = iter(pipe.execute())
+            replies = iter(self._read_per_node(commands))
         results: list[StoredRecord | None] = []
         for request in requests:
             fields = next(replies)
@@ -658,6 +718,68 @@ class RedisClusterStorage(RedisStorage):
         ]
         for _, record_id in _merge_scored(streams, order):
             yield record_id
+
+    def _read_per_node(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Replies of read commands (each keyed by its second argument), the
+        commands of each master sent in one write, to every master before
+        any reply is read.
+
+        redis-py's cluster pipeline does the same, but spends more Python per
+        command than the server spends on an ``HGETALL``; this packs each
+        node's commands once and reads raw replies (a hash comes back as a
+        flat list over RESP2, which :func:`_text_keys` reads).  A command a
+        node redirected (its slot moving) or that a node failed to answer is
+        sent again through the cluster pipeline, which follows redirections.
+        """
+        by_node: dict[str, list[int]] = {}
+        nodes: dict[str, Any] = {}
+        for i, command in enumerate(commands):
+            node = self._cluster.get_node_from_key(command[1])
+            nodes[node.name] = node
+            by_node.setdefault(node.name, []).append(i)
+        replies: list[Any] = [None] * len(commands)
+        again: list[int] = []
+        sent = []
+        for name, positions in by_node.items():
+            pool = self._cluster.get_redis_connection(nodes[name]).connection_pool
+            conn: Any = pool.get_connection()
+            try:
+                packed = conn.pack_commands([commands[i] for i in positions])
+                conn.send_packed_command(packed, check_health=False)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                conn.disconnect()
+                pool.release(conn)
+                again.extend(positions)
+            else:
+                sent.append((pool, conn, positions))
+        failure: redis.exceptions.ResponseError | None = None
+        for pool, conn, positions in sent:
+            try:
+                for i in positions:
+                    try:
+                        replies[i] = conn.read_response()
+                    except _REDIRECTED:
+                        again.append(i)
+                    except redis.exceptions.ResponseError as exc:
+                        failure = failure or exc
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                conn.disconnect()
+                again.extend(i for i in positions if replies[i] is None)
+            except BaseException:
+                conn.disconnect()
+                raise
+            finally:
+                pool.release(conn)
+        if failure is not None:
+            raise failure
+        if again:
+            again = sorted(set(again))
+            pipe = self._cluster.pipeline(transaction=False)
+            for i in again:
+                pipe.execute_command(*commands[i])
+            for i, reply in zip(again, pipe.execute(), strict=True):
+                replies[i] = reply
+        return replies
 
     def _scatter(
         self, collection: Collection, queue: Callable[[Any, Shard], list[int]]
@@ -867,6 +989,10 @@ def _pairs(page: Any) -> list[tuple[Any, Any]]:
     if not items or isinstance(items[0], (list, tuple)):
         return [(member, score) for member, score in items]
     return list(zip(items[::2], items[1::2], strict=True))
+
+
+def _refused(reply: Any) -> bool:
+    return reply is not None and reply[0] == b"unique"
 
 
 def _flat(claims: frozenset[UniqueClaim]) -> list[str]:
