@@ -153,6 +153,14 @@ def test_a_model_without_unique_fields_writes_no_claims(
     assert not cluster_storage.native_client.exists(User._collection.unique_key)
 
 
+def test_every_id_is_listed_once_in_order_across_shards_and_pages(
+    cluster_storage: RedisClusterStorage,
+) -> None:
+    users = [User.create(name=f"wizard {n}") for n in range(150)]
+    listed = list(cluster_storage.iter_ids(User._collection, batch_size=2))
+    assert listed == sorted(str(user.id) for user in users)
+
+
 # -- unique claims ---------------------------------------------------------------------
 
 

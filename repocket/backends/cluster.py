@@ -32,6 +32,7 @@ whose shards are read at slightly different moments.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import itertools
 import re
 import time
@@ -675,6 +676,35 @@ class RedisClusterStorage(RedisStorage):
         if any(int(guarded) for guarded, _ in counts):
             return None
         return sum(int(count) for _, count in counts)
+
+    def iter_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
+        """Every id in lexical order: the first page of every shard's id
+        index in one round trip (one transaction per shard, as for a
+        query), then further pages of a shard as the merge reaches them."""
+
+        def queue(pipe: Any, shard: Shard) -> list[int]:
+            pipe.zrangebylex(shard.ids_key, b"-", b"+", start=0, num=batch_size)
+            return [len(pipe.command_stack) - 1]
+
+        with self._errors(f"read the ids of {collection.label}", resend=True):
+            firsts = self._scatter(collection, queue)
+        streams = [
+            self._shard_ids_from(shard, page, batch_size)
+            for shard, (page,) in zip(self._shards(collection), firsts, strict=True)
+        ]
+        yield from heapq.merge(*streams)
+
+    def _shard_ids_from(self, shard: Shard, page: list[Any], batch_size: int) -> Iterator[str]:
+        """A shard's ids: ``page`` (its first), then the pages after it."""
+        while True:
+            yield from (_text(record_id) for record_id in page)
+            if len(page) < batch_size:
+                return
+            start = b"(" + (page[-1] if isinstance(page[-1], bytes) else page[-1].encode())
+            with self._errors(f"read the ids of {shard.collection.label}", resend=True):
+                page = self._cluster.zrangebylex(
+                    shard.ids_key, start, b"+", start=0, num=batch_size
+                )
 
     def iter_query_ids(
         self, collection: Collection, plan: Plan, order: Order | None = None, batch_size: int = 500
