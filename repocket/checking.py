@@ -101,6 +101,7 @@ def check_index(
     storage = configure.storage()
     collection = model._meta.collection
     report = IndexReport()
+    storage.expire_due(collection)  # expired records are gone, not inconsistencies
 
     # 1. the id index -> the records
     for batch in _batched(storage.iter_ids(collection, batch_size), batch_size):

@@ -60,7 +60,7 @@ _SHARDED_KEY = re.compile(r"^repocket:\{([^:{}]+):([^:{}]+):(\d+)\}:(.+)$", re.S
 
 
 #: the kinds of data kept about a collection, under ``repocket::<kind>:``
-META_KINDS = ("ids", "index", "terms", "unique", "tmp")
+META_KINDS = ("ids", "index", "terms", "unique", "tmp", "expiry")
 
 
 def glob_escape(text: str) -> str:
@@ -218,6 +218,12 @@ class Shard:
         was last saved with, so that an update removes exactly the entries it
         no longer has."""
         return self._meta("terms")
+
+    @cached_property
+    def expiry_key(self) -> str:
+        """The sorted set of the shard's expiring record ids, scored by the
+        time (ms since the epoch) they expire at."""
+        return self._meta("expiry")
 
     def temp_key(self, token: str) -> str:
         """A short-lived key for intermediate query results."""

@@ -89,6 +89,7 @@ class Metadata:
         "primary_key",
         "save_hooks",
         "stream_fields",
+        "ttl",
     )
 
     def __init__(
@@ -105,6 +106,8 @@ class Metadata:
         #: module the class is declared in
         self.namespace = namespace or model.__module__
         self.collection = Collection(self.namespace, model.__name__)
+        #: ``Meta.ttl``: the seconds each save gives a record to live (None: forever)
+        self.ttl: float | None = None
         self.stream_fields = tuple(n for n, f in fields.items() if isinstance(f, ByteStream))
         self.pointer_fields = tuple(n for n, f in fields.items() if isinstance(f, Pointer))
         self.hash_fields = tuple(n for n in fields if n not in self.stream_fields)
@@ -156,6 +159,12 @@ _RESERVED = frozenset(
         "adelete",
         "aincrement",
         "acreate",
+        "expire",
+        "ttl",
+        "persist",
+        "aexpire",
+        "attl",
+        "apersist",
         "matches",
         "to_dict",
         "objects",
@@ -208,6 +217,14 @@ class ActiveRecordMeta(type):
 
         model: Any = cls  # the per-model attributes ActiveRecord declares
         meta = Metadata(cls, MappingProxyType(fields), primary[0], mcs._namespace(cls, name))
+        meta_ttl = getattr(getattr(cls, "Meta", None), "ttl", None)
+        if meta_ttl is not None:
+            try:
+                meta.ttl = _checked_ttl(cls, meta_ttl)
+            except errors.ValidationError as exc:
+                raise errors.RepocketActiveRecordDefinitionError(
+                    f"{name}.Meta.ttl: {exc}"
+                ) from None
         model._meta = meta
         model._fields = meta.fields
         model._primary_key = meta.primary_key
@@ -301,6 +318,26 @@ def _class_attribute(cls: type, name: str) -> Any:
 
 
 _ABSENT: Any = object()
+
+
+def _checked_ttl(model: type, seconds: Any) -> float:
+    """A time to live in seconds: a positive int or float.
+
+    :raises ValidationError: anything else (``bool``, 0, a negative number, NaN).
+    """
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not seconds > 0
+        or seconds == float("inf")
+    ):
+        raise errors.ValidationError(
+            f"a {model.__name__} record's time to live must be a positive number of "
+            f"seconds, not {seconds!r}",
+            model=model.__name__,
+            value=seconds,
+        )
+    return float(seconds)
 
 
 def _make_async_appender(field_name: str) -> Callable[[ActiveRecord, Any], Awaitable[str]]:
@@ -505,14 +542,14 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         """:meth:`create`, for async code."""
         return await run_sync(cls.create, **kwargs)
 
-    async def asave(self, if_unchanged: bool = False) -> dict[str, Any]:
+    async def asave(self, if_unchanged: bool = False, ttl: float | None = None) -> dict[str, Any]:
         """:meth:`save`, for async code: the same single command and round trip.
 
         A task cancelled while waiting leaves the record as it was or fully
         saved, never half-written (the save is one command); the instance
         is then in the state :meth:`save` leaves after a timeout.
         """
-        return await run_sync(self.save, if_unchanged=if_unchanged)
+        return await run_sync(self.save, if_unchanged=if_unchanged, ttl=ttl)
 
     async def adelete(self) -> int:
         """:meth:`delete`, for async code."""
@@ -522,7 +559,74 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         """:meth:`increment`, for async code."""
         return await run_sync(self.increment, name, by)
 
-    def save(self, if_unchanged: bool = False) -> dict[str, Any]:
+    async def aexpire(self, seconds: float) -> None:
+        """:meth:`expire`, for async code."""
+        await run_sync(self.expire, seconds)
+
+    async def attl(self) -> float | None:
+        """:meth:`ttl`, for async code."""
+        return await run_sync(self.ttl)
+
+    async def apersist(self) -> None:
+        """:meth:`persist`, for async code."""
+        await run_sync(self.persist)
+
+    def expire(self, seconds: float) -> None:
+        """Make the stored record expire ``seconds`` from now (one command).
+
+        At that moment it disappears at once from ``get()``, every query,
+        ``count()`` and its index (``check()`` stays clean), with its
+        ByteStreams; see "Expiring records" in the models documentation.
+
+        :raises ValidationError: ``seconds`` is not a positive number.
+        :raises DoesNotExist: the record is not stored (never saved, deleted
+            or already expired).
+        """
+        self._set_expiry(_checked_ttl(type(self), seconds))
+
+    def persist(self) -> None:
+        """Make the stored record never expire (one command).
+
+        :raises DoesNotExist: the record is not stored.
+        """
+        self._set_expiry(None)
+
+    def ttl(self) -> float | None:
+        """The seconds left before the stored record expires (``None`` when
+        it does not expire).
+
+        :raises DoesNotExist: the record is not stored.
+        """
+        cls = type(self)
+        record_id = self._stored_id("ttl")
+        try:
+            return configure.storage().get_expiry(cls._meta.collection, record_id)
+        except errors.DoesNotExist:
+            raise cls.DoesNotExist(
+                f"{cls.__name__} {record_id} is not stored (deleted or expired)"
+            ) from None
+
+    def _set_expiry(self, ttl: float | None) -> None:
+        cls = type(self)
+        record_id = self._stored_id("expire" if ttl is not None else "persist")
+        found = configure.storage().set_expiry(
+            cls._meta.collection, record_id, cls._meta.stream_fields, ttl
+        )
+        if not found:
+            raise cls.DoesNotExist(
+                f"{cls.__name__} {record_id} is not stored (deleted or expired); "
+                f"nothing was changed"
+            )
+
+    def _stored_id(self, action: str) -> str:
+        pk = self._values[type(self)._meta.primary_key]
+        if pk is None:
+            raise errors.UnsavedRecordError(
+                f"{action}() needs a saved {type(self).__name__}; call save() first"
+            )
+        return str(pk)
+
+    def save(self, if_unchanged: bool = False, ttl: float | None = None) -> dict[str, Any]:
         """Persists the model in storage, atomically, with its index entries:
         one command (a server-side script on redis) and one round trip.
 
@@ -539,6 +643,10 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
             :class:`~repocket.errors.ConflictError` is raised: reload the
             record, apply the change again and retry.  Plain ``save()`` is
             last-write-wins.
+        :param ttl: make the record expire this many seconds from now (its
+            ByteStreams with it); ``None``: the model's ``Meta.ttl`` when it
+            declares one, else the record keeps the expiry it has (none for
+            a new record).  See :meth:`expire`.
         :returns: ``{"hash": <record key>, "strings": {<stream field>: <key>}}``
             naming the keys that hold the record; ``strings`` lists the
             ByteStream fields that hold data.
@@ -556,7 +664,9 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         was applied, and never stores the record twice.
         """
         storage = configure.storage()
-        write, values = self._prepare_save(if_unchanged)
+        if ttl is not None:
+            ttl = _checked_ttl(type(self), ttl)
+        write, values = self._prepare_save(if_unchanged, ttl)
         try:
             storage.save_record(write)
         except errors.UniqueViolation as exc:
@@ -569,7 +679,9 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         self._saved(write, values)
         return self._keys()
 
-    def _prepare_save(self, if_unchanged: bool = False) -> tuple[RecordWrite, dict[str, Any]]:
+    def _prepare_save(
+        self, if_unchanged: bool = False, ttl: float | None = None
+    ) -> tuple[RecordWrite, dict[str, Any]]:
         """Everything a save writes, computed without changing the instance."""
         cls = type(self)
         meta = cls._meta
@@ -599,8 +711,19 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
                 expected = self._stored
             else:
                 new = True
+        if ttl is None:
+            ttl = meta.ttl  # the model's default expiry (None: none)
         return RecordWrite(
-            cls._collection, record_id, encoded, streams, entries, claims, new, expected
+            meta.collection,
+            record_id,
+            encoded,
+            streams,
+            entries,
+            claims,
+            new,
+            expected,
+            ttl,
+            meta.stream_fields,
         ), values
 
     def _keep_pending_create(self, write: RecordWrite, values: dict[str, Any]) -> None:

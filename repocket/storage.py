@@ -143,6 +143,12 @@ class RecordWrite:
         backend writes nothing and raises
         :class:`~repocket.errors.ConflictError`; a record that does not exist
         does not match.  ``None``: no condition (last write wins).
+    :param ttl: seconds until the record expires, counted from this write
+        (for a backend with :attr:`Storage.supports_ttl`); ``None`` leaves
+        the record's expiry as it was (none, for a new record).  The record's
+        ByteStreams expire with it.
+    :param stream_fields: every ByteStream field of the model (not only
+        those in ``streams``): a record's expiry applies to all of them.
     """
 
     collection: Collection
@@ -153,6 +159,8 @@ class RecordWrite:
     unique: frozenset[UniqueClaim] = frozenset()
     new: bool = False
     expected: Mapping[str, str | bytes] | None = None
+    ttl: float | None = None
+    stream_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -308,6 +316,10 @@ class Storage(abc.ABC):
     atomic_saves: ClassVar[bool] = True
     #: True when the backend keeps data after the process exits.
     persistent: ClassVar[bool] = True
+    #: True when records can expire (``RecordWrite.ttl``, :meth:`set_expiry`,
+    #: :meth:`get_expiry`, :meth:`expire_due`); the conformance suite's
+    #: expiry tests run only then.
+    supports_ttl: ClassVar[bool] = False
 
     # -- Backend-specific methods ----------------------------------------------
 
@@ -419,6 +431,30 @@ class Storage(abc.ABC):
         """The driver object underneath, for looking at raw data."""
 
     # -- Generic wrappers --------------------------------------------------------
+
+    def set_expiry(
+        self, collection: Collection, record_id: str, streams: Sequence[str], ttl: float | None
+    ) -> bool:
+        """Make a record (and its ``streams``) expire ``ttl`` seconds from now,
+        or never (``None``), atomically with what queries see.
+
+        :returns: whether the record exists (nothing is done when it does not).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support expiring records")
+
+    def get_expiry(self, collection: Collection, record_id: str) -> float | None:
+        """The seconds left before a record expires; ``None`` when it does
+        not expire.
+
+        :raises DoesNotExist: the record does not exist.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support expiring records")
+
+    def expire_due(self, collection: Collection) -> int:
+        """Remove what expired records left in the index data now (a backend
+        with :attr:`supports_ttl` does it before every query too); returns
+        how many records it removed.  Called by ``check()``."""
+        return 0
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Release connections; the default does nothing."""

@@ -53,6 +53,7 @@ import functools
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -619,6 +620,21 @@ class QueryMachine(RuleBasedStateMachine):
             del self.records[rid]
             self.deleted[rid] = None
             self.graveyard.pop(rid, None)
+
+    @precondition(lambda self: self.records)
+    @rule(data=st.data())
+    def expire(self, data: st.DataObject) -> None:
+        """A record expires (its holders are left as they are: on_delete rules
+        are applied by delete(), not by expiry)."""
+        record_id = data.draw(st.sampled_from(list(self.records)), label="expire id")
+        record = Specimen.objects.get(id=record_id)
+        record.expire(0.02)
+        left = record.ttl()
+        assert left is not None and left <= 0.02
+        time.sleep(0.03)
+        del self.records[record_id]
+        self.deleted[record_id] = None
+        self.graveyard.pop(record_id, None)
 
     @precondition(lambda self: self.records)
     @rule(data=st.data(), cascade=st.booleans())

@@ -207,6 +207,9 @@ class RedisClusterStorage(RedisStorage):
     """
 
     scheme = "redis+cluster"
+    # Expiring records are not supported on a cluster yet: the expiry index
+    # would release unique claims kept in other slots (see docs/cluster.rst).
+    supports_ttl = False
 
     def __init__(
         self,

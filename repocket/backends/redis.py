@@ -183,10 +183,12 @@ class _Script:
 
 _SAVE = _Script(scripts.SAVE)
 _SAVE_MANY = _Script(scripts.SAVE_MANY)
+_EXPIRE = _Script(scripts.EXPIRE)
+_PRUNE = _Script(scripts.PRUNE)
 _DELETE = _Script(scripts.DELETE)
 _APPEND = _Script(scripts.APPEND)
 _SWAP = _Script(scripts.SWAP)
-_SCRIPTS = (_SAVE, _SAVE_MANY, _DELETE, _APPEND, _SWAP)
+_SCRIPTS = (_SAVE, _SAVE_MANY, _DELETE, _APPEND, _SWAP, _EXPIRE, _PRUNE)
 
 
 class RedisStorage(Storage):
@@ -202,6 +204,7 @@ class RedisStorage(Storage):
     scheme = "redis"
     atomic_saves = True
     persistent = True
+    supports_ttl = True
 
     def __init__(
         self, client: redis.Redis | None = None, *, shards: int = 1, **options: Any
@@ -484,6 +487,9 @@ class RedisStorage(Storage):
         for name, content in write.streams.items():
             args.append(name)
             args.append(content)
+        args.append("" if write.ttl is None else _ttl_ms(write.ttl))
+        args.append(len(write.stream_fields))
+        args.extend(write.stream_fields)
         return [record_key, shard.ids_key, shard.terms_key, collection.unique_key], args
 
     def _check_save_reply(self, write: RecordWrite, key: str, reply: Any) -> None:
@@ -673,7 +679,14 @@ class RedisStorage(Storage):
         start = b"-"
         while True:
             with self._errors(f"read the ids of {shard.collection.label}", resend=True):
-                page = self._client.zrangebylex(shard.ids_key, start, b"+", start=0, num=batch_size)
+                if start == b"-":  # the first page, after expired records are removed
+                    pipe = self._transaction([shard])
+                    pipe.zrangebylex(shard.ids_key, start, b"+", start=0, num=batch_size)
+                    page = self._execute(pipe)[-1]
+                else:
+                    page = self._client.zrangebylex(
+                        shard.ids_key, start, b"+", start=0, num=batch_size
+                    )
             for record_id in page:
                 yield _text(record_id)
             if len(page) < batch_size:
@@ -699,12 +712,12 @@ class RedisStorage(Storage):
                 return self._query_shard(shards[0], plan, order, offset, limit)
             # every shard's first offset + limit ids, merged in the result's order
             stop = None if limit is None else offset + limit
-            pipe = self._client.pipeline(transaction=True)
+            pipe = self._transaction(shards)
             marks = [
                 self._queue_page(pipe, shard, plan, order, 0, stop, withscores=True)
                 for shard in shards
             ]
-            replies = pipe.execute()
+            replies = self._execute(pipe)
         merged = _merge_scored([_scored(replies[at]) for at in marks], order)
         return [record_id for _, record_id in itertools.islice(merged, offset, stop)]
 
@@ -723,7 +736,7 @@ class RedisStorage(Storage):
         shards = self._shards(collection)
         stop = None if limit is None else offset + limit
         with self._errors(f"query {collection.label}", resend=True):
-            pipe = self._client.pipeline(transaction=True)
+            pipe = self._transaction(shards)
             counts = [self._queue_count(pipe, shard, guard) for shard in shards]
             if len(shards) == 1:
                 marks = [self._queue_page(pipe, shards[0], plan, order, offset, stop)]
@@ -732,7 +745,7 @@ class RedisStorage(Storage):
                     self._queue_page(pipe, shard, plan, order, 0, stop, withscores=True)
                     for shard in shards
                 ]
-            replies = pipe.execute()
+            replies = self._execute(pipe)
         if any(int(replies[at]) for at in counts):
             return None
         if len(shards) == 1:
@@ -743,13 +756,76 @@ class RedisStorage(Storage):
     def count_ids_unless(self, collection: Collection, guard: Plan, plan: Plan) -> int | None:
         """The guard's count and the plan's, in one transaction (one round trip)."""
         with self._errors(f"count {collection.label}", resend=True):
-            pipe = self._client.pipeline(transaction=True)
+            pipe = self._transaction(self._shards(collection))
             guards = [self._queue_count(pipe, shard, guard) for shard in self._shards(collection)]
             counts = [self._queue_count(pipe, shard, plan) for shard in self._shards(collection)]
-            replies = pipe.execute()
+            replies = self._execute(pipe)
         if any(int(replies[at]) for at in guards):
             return None
         return sum(int(replies[at]) for at in counts)
+
+    def _transaction(self, shards: Sequence[Shard]) -> Any:
+        """A MULTI pipeline that first removes what the shards' expired
+        records left in the index (see :meth:`expire_due`), so that the
+        commands queued after it see no expired record."""
+        pipe = self._client.pipeline(transaction=True)
+        if self.supports_ttl:
+            for shard in shards:
+                pipe.evalsha(_PRUNE.sha, *self._prune_keys(shard), shard.index_prefix)
+        return pipe
+
+    def _prune_keys(self, shard: Shard) -> list[Any]:
+        keys = [shard.ids_key, shard.terms_key, shard.collection.unique_key]
+        return [len(keys), *keys]
+
+    def _execute(self, pipe: Any) -> list[Any]:
+        """Run a :meth:`_transaction`; when the server lost the scripts
+        (restarted, SCRIPT FLUSH) load them and run it again: its commands
+        only read, or write temporary keys that they overwrite."""
+        commands = list(pipe.command_stack)
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+        if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
+            self.load_scripts()
+            again = self._client.pipeline(transaction=True)
+            again.command_stack = commands
+            replies = again.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    # -- expiry ----------------------------------------------------------------------
+
+    def set_expiry(
+        self, collection: Collection, record_id: str, streams: Sequence[str], ttl: float | None
+    ) -> bool:
+        if not self.supports_ttl:
+            return super().set_expiry(collection, record_id, streams, ttl)
+        shard = self._shard(collection, record_id)
+        key = shard.record_key(record_id)
+        keys = [key, shard.ids_key, shard.terms_key, collection.unique_key]
+        args = [record_id, shard.index_prefix, "" if ttl is None else _ttl_ms(ttl), *streams]
+        with self._errors(f"set the expiry of {key}"):
+            reply = self._run(_EXPIRE, keys, args)
+        if isinstance(reply, list):
+            raise _wrong_type(f"set the expiry of {key}", reply)
+        return bool(reply)
+
+    def get_expiry(self, collection: Collection, record_id: str) -> float | None:
+        key = self.record_key(collection, record_id)
+        with self._errors(f"read the expiry of {key}", resend=True):
+            left = int(self._client.pttl(key))
+        if left == -2:
+            raise DoesNotExist(f"{collection.label} {record_id} does not exist ({key})")
+        return None if left < 0 else left / 1000
+
+    def expire_due(self, collection: Collection) -> int:
+        if not self.supports_ttl:
+            return 0
+        shards = self._shards(collection)
+        with self._errors(f"remove the expired records of {collection.label}"):
+            replies = self._execute(self._transaction(shards))
+        return sum(int(reply[0]) for reply in replies)
 
     def _queue_count(self, pipe: Any, shard: Shard, plan: Plan) -> int:
         """Queue the count of a plan on one shard; return where its reply is."""
@@ -769,28 +845,12 @@ class RedisStorage(Storage):
     def _query_shard(
         self, shard: Shard, plan: Plan, order: Order | None, offset: int, limit: int | None
     ) -> list[str]:
-        direct = _direct_order(shard, plan, order)
-        if direct is not None:
-            # read the page straight from the order index: no copies
-            key, low, high = direct
-            assert order is not None
-            if order.descending:
-                low, high = high, low
-            page: Any = self._client.zrange(
-                key,
-                low,
-                high,
-                desc=order.descending,
-                byscore=True,
-                offset=offset,
-                num=-1 if limit is None else limit,
-            )
-            return [_text(member) for member in page]
-        pipe = self._client.pipeline(transaction=True)
+        # (a page read straight from the order index when it can be: no copies)
+        pipe = self._transaction([shard])
         at = self._queue_page(
             pipe, shard, plan, order, offset, None if limit is None else offset + limit
         )
-        replies = pipe.execute()
+        replies = self._execute(pipe)
         return [_text(member) for member in replies[at]]
 
     def _queue_page(
@@ -839,13 +899,9 @@ class RedisStorage(Storage):
     def count_ids(self, collection: Collection, plan: Plan) -> int:
         shards = self._shards(collection)
         with self._errors(f"count {collection.label}", resend=True):
-            if len(shards) == 1 and isinstance(plan, AllIds):
-                return int(self._client.zcard(shards[0].ids_key))
-            if len(shards) == 1 and isinstance(plan, Members):
-                return int(self._client.scard(shards[0].index_key(plan.name)))
-            pipe = self._client.pipeline(transaction=True)
+            pipe = self._transaction(shards)
             marks = [self._queue_count(pipe, shard, plan) for shard in shards]
-            replies = pipe.execute()
+            replies = self._execute(pipe)
         return sum(int(replies[at]) for at in marks)
 
     def iter_query_ids(
@@ -873,7 +929,7 @@ class RedisStorage(Storage):
         reverse = order is not None and order.descending
         snapshots = [shard.temp_key(uuid.uuid4().hex) for shard in shards]
         with self._errors(f"query {collection.label}", resend=True):
-            pipe = self._client.pipeline(transaction=True)
+            pipe = self._transaction(shards)
             marks = []
             for shard, snapshot in zip(shards, snapshots, strict=True):
                 temps: list[str] = []
@@ -892,7 +948,7 @@ class RedisStorage(Storage):
                     pipe.unlink(*temps)
                 marks.append(len(pipe.command_stack))
                 self._queue_take(pipe, snapshot, batch_size, reverse, len(shards) > 1)
-            replies = pipe.execute()
+            replies = self._execute(pipe)
         firsts = [(int(replies[at]), replies[at + 1]) for at in marks]
         if len(shards) == 1:
             yield from self._drain(collection, snapshots[0], *firsts[0], batch_size, reverse)
@@ -917,7 +973,8 @@ class RedisStorage(Storage):
         returns is as consistent as a snapshot; a larger result wasted one
         read of ``limit`` ids.
         """
-        pipe = self._client.pipeline(transaction=True)
+        pipe = self._transaction([shard])
+        first = len(pipe.command_stack)
         # A | (B & G) is A while the guard G is empty (the query layer's
         # candidates for a range on a field whose index may hold inexact
         # scores): the guard's size is read in the same transaction
@@ -947,7 +1004,7 @@ class RedisStorage(Storage):
         else:
             return None
         with self._errors(f"query {collection.label}", resend=True):
-            *guarded, total, page = pipe.execute()
+            *guarded, total, page = self._execute(pipe)[first:]
         if total > limit or any(guarded):
             return None
         ids = [_text(member) for member in page]
@@ -1392,6 +1449,11 @@ def _text_keys(fields: dict[Any, Any] | list[Any]) -> dict[str, Any]:
         for name in fields:
             _NAMES[name] = _text(name)
         return dict(zip(map(_NAMES.__getitem__, fields), fields.values(), strict=True))
+
+
+def _ttl_ms(seconds: float) -> str:
+    """A time to live in whole milliseconds (at least 1), as a script takes it."""
+    return str(max(1, math.ceil(seconds * 1000)))
 
 
 def _pack(*args: str | bytes) -> bytes:

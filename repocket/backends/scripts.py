@@ -30,7 +30,7 @@ reports dropped afterwards (see docs/cluster.rst).
 
 from __future__ import annotations
 
-__all__ = ["COMMON", "SAVE", "SAVE_MANY", "DELETE", "APPEND", "SWAP"]
+__all__ = ["COMMON", "SAVE", "SAVE_MANY", "DELETE", "APPEND", "SWAP", "EXPIRE", "PRUNE"]
 
 # Helpers shared by the scripts below (prepended to each).
 COMMON = r"""
@@ -147,6 +147,54 @@ local function claim_set(claims)
   for j = 1, #claims, 2 do set[claims[j] .. ':' .. claims[j + 1]] = true end
   return set
 end
+
+-- A shard's expiry index (expiring ids, scored by the ms they expire at),
+-- named as its id index is: repocket::ids:... -> repocket::expiry:...
+local function expiry_of(ids_key)
+  return 'repocket::expiry:' .. string.sub(ids_key, 15)
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Remove what the shard's expired records left in its index data (redis
+-- removes their keys on its own, at the same millisecond).  Every query
+-- and write of the shard runs this first, so nothing it reads or checks
+-- includes an expired record.  Removals of damaged entries are skipped
+-- (redis.pcall): check() reports what is left.  Returns how many records
+-- were removed and, without a unique key, their claims (for the caller).
+local function prune(ids_key, terms_key, unique_key, prefix)
+  local expiry_key = expiry_of(ids_key)
+  if redis.call('TYPE', expiry_key)['ok'] ~= 'zset' then return 0, {} end
+  local gone = redis.call('ZRANGEBYSCORE', expiry_key, '-inf', now_ms())
+  local dropped = {}
+  for _, id in ipairs(gone) do
+    local entries, claims = decode_terms(redis.call('HGET', terms_key, id))
+    for j = 1, #entries, 2 do
+      if entries[j + 1] == '' then
+        redis.pcall('SREM', prefix .. entries[j], id)
+      else
+        redis.pcall('ZREM', prefix .. entries[j], id)
+      end
+    end
+    if unique_key then
+      for j = 1, #claims, 2 do
+        local claim = claims[j] .. ':' .. claims[j + 1]
+        if redis.pcall('HGET', unique_key, claim) == id then
+          redis.pcall('HDEL', unique_key, claim)
+        end
+      end
+    else
+      for j = 1, #claims do dropped[#dropped + 1] = claims[j] end
+    end
+    redis.pcall('HDEL', terms_key, id)
+    redis.pcall('ZREM', ids_key, id)
+    redis.call('ZREM', expiry_key, id)
+  end
+  return #gone, dropped
+end
 """
 
 # KEYS: record, shard ids, shard terms[, collection unique]
@@ -170,7 +218,11 @@ local function save_one(rkey, ids_key, terms_key, unique_key, a, checked)
   local expected_at = ne_at + 1
   local ns_at = expected_at + 2 * ne
   local ns = tonumber(ARGV[ns_at])
-  local next_at = ns_at + 1 + 2 * ns
+  local ttl_at = ns_at + 1 + 2 * ns
+  local ttl = ARGV[ttl_at]
+  local nall = tonumber(ARGV[ttl_at + 1])
+  local next_at = ttl_at + 2 + nall
+  local expiry_key = expiry_of(ids_key)
 
   if mode == 'n' then
     if redis.call('EXISTS', rkey) == 1 then
@@ -198,6 +250,8 @@ local function save_one(rkey, ids_key, terms_key, unique_key, a, checked)
     checks[#checks + 1] = unique_key
     checks[#checks + 1] = 'hash'
   end
+  checks[#checks + 1] = expiry_key
+  checks[#checks + 1] = 'zset'
   for name, score in pairs(old_map) do
     if new_map[name] == nil then
       removed[#removed + 1] = name
@@ -216,6 +270,7 @@ local function save_one(rkey, ids_key, terms_key, unique_key, a, checked)
   if wrong then return wrong, next_at end
 
   -- checked: from here on nothing can fail
+  local existed = redis.call('EXISTS', rkey) == 1
   if nf > 0 then
     redis.call('HSET', rkey, unpack(ARGV, fields_at, fields_at + 2 * nf - 1))
   end
@@ -226,6 +281,26 @@ local function save_one(rkey, ids_key, terms_key, unique_key, a, checked)
     else
       redis.call('SET', rkey .. ':field:' .. name, content)
     end
+  end
+  if ttl ~= '' then
+    -- the record and all its streams expire together
+    local at = now_ms() + tonumber(ttl)
+    redis.call('PEXPIREAT', rkey, at)
+    for j = 1, nall do
+      redis.call('PEXPIREAT', rkey .. ':field:' .. ARGV[ttl_at + 1 + j], at)
+    end
+    redis.call('ZADD', expiry_key, at, id)
+  elseif existed then
+    -- the record keeps its expiry; a stream written now (SET clears a
+    -- key's expiry) takes it again
+    local at = redis.call('PEXPIRETIME', rkey)
+    if at > 0 then
+      for j = 0, ns - 1 do
+        redis.call('PEXPIREAT', rkey .. ':field:' .. ARGV[ns_at + 1 + 2 * j], at)
+      end
+    end
+  elseif nf > 0 then
+    redis.call('ZREM', expiry_key, id)  -- a new record does not expire
   end
   redis.call('ZADD', ids_key, 0, id)
   for j = 1, #removed do remove_entry(prefix, removed[j], old_map[removed[j]], id) end
@@ -252,6 +327,7 @@ SAVE = (
     COMMON
     + SAVE_ONE
     + r"""
+prune(KEYS[2], KEYS[3], KEYS[4], ARGV[3])
 local reply = save_one(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 1, {})
 return reply
 """
@@ -269,6 +345,7 @@ SAVE_MANY = (
     + r"""
 local unique_key = KEYS[3]
 if unique_key == '' then unique_key = nil end
+prune(KEYS[1], KEYS[2], unique_key, ARGV[3])
 local checked, replies, a = {}, {}, 1
 for i = 4, #KEYS do
   replies[#replies + 1], a = save_one(KEYS[i], KEYS[1], KEYS[2], unique_key, a, checked)
@@ -306,6 +383,9 @@ end
 for j = 1, #entries, 2 do remove_entry(prefix, entries[j], entries[j + 1], id) end
 redis.call('HDEL', KEYS[3], id)
 redis.call('ZREM', KEYS[2], id)
+if redis.call('TYPE', expiry_of(KEYS[2]))['ok'] == 'zset' then
+  redis.call('ZREM', expiry_of(KEYS[2]), id)
+end
 if not KEYS[4] then return {removed, unpack(claims)} end
 release_claims(KEYS[4], claims, {}, id)
 return removed
@@ -318,7 +398,10 @@ return removed
 APPEND = r"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if ARGV[1] == '' then return redis.call('STRLEN', KEYS[2]) end
-return redis.call('APPEND', KEYS[2], ARGV[1])
+local length = redis.call('APPEND', KEYS[2], ARGV[1])
+local at = redis.call('PEXPIRETIME', KEYS[1])
+if at > 0 then redis.call('PEXPIREAT', KEYS[2], at) end  -- the stream expires with its record
+return length
 """
 
 # KEYS: record, shard terms[, collection unique] (without it, the caller
@@ -412,5 +495,43 @@ else
   redis.call('HSET', KEYS[2], id, cjson.encode({flat, kept}))
 end
 return {'ok'}
+"""
+)
+
+
+# KEYS: record, shard ids, shard terms[, collection unique]
+# ARGV: id, index prefix, ttl in ms ('' for no expiry), stream field names...
+# Returns 1, or 0 when the record does not exist (nothing done).
+EXPIRE = (
+    COMMON
+    + r"""
+local id, prefix, ttl = ARGV[1], ARGV[2], ARGV[3]
+prune(KEYS[2], KEYS[3], KEYS[4], prefix)
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local expiry_key = expiry_of(KEYS[2])
+local wrong = wrong_type({expiry_key, 'zset'})
+if wrong then return wrong end
+if ttl == '' then
+  redis.call('PERSIST', KEYS[1])
+  for j = 4, #ARGV do redis.call('PERSIST', KEYS[1] .. ':field:' .. ARGV[j]) end
+  redis.call('ZREM', expiry_key, id)
+else
+  local at = now_ms() + tonumber(ttl)
+  redis.call('PEXPIREAT', KEYS[1], at)
+  for j = 4, #ARGV do redis.call('PEXPIREAT', KEYS[1] .. ':field:' .. ARGV[j], at) end
+  redis.call('ZADD', expiry_key, at, id)
+end
+return 1
+"""
+)
+
+# KEYS: shard ids, shard terms[, collection unique]
+# ARGV: index prefix
+# Returns {records removed, claims left to release...} (see prune()).
+PRUNE = (
+    COMMON
+    + r"""
+local removed, dropped = prune(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+return {removed, unpack(dropped)}
 """
 )

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from .. import CASCADE, PROTECT, SET_NULL, ActiveRecord, attributes
 
-__all__ = ["Member", "Shelf", "Volume", "Label", "Loan"]
+__all__ = ["Member", "Session", "Shelf", "Volume", "Label", "Loan"]
+
+
+class Session(ActiveRecord):
+    """Every record expires 60 s after it was last saved (``Meta.ttl``)."""
+
+    class Meta:
+        ttl = 60
+
+    token = attributes.Unicode()
 
 
 class Member(ActiveRecord):
@@ -22,6 +31,7 @@ class Member(ActiveRecord):
     active = attributes.Boolean()
     admin = attributes.Boolean(null=True)
     mentor = attributes.Pointer("Member", null=True)
+    notes = attributes.ByteStream()
 
 
 class Shelf(ActiveRecord):

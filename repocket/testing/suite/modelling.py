@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -21,10 +22,20 @@ from ...errors import (
 )
 from ...query import F, Q
 from ...storage import Storage
-from ..feature_models import Label, Loan, Member, Shelf, Volume
-from .base import BackendSuite
+from ..feature_models import Label, Loan, Member, Session, Shelf, Volume
+from .base import BackendSuite, require
 
 __all__ = ["ModellingConformance"]
+
+
+def storage_keys(record: Any) -> list[str]:
+    """The record's hash and stream keys that the storage still holds."""
+    storage = configure.storage()
+    meta = type(record)._meta
+    stored = storage.load_record(meta.collection, str(record.pk), meta.stream_fields)
+    if stored is None:
+        return []
+    return [storage.record_key(meta.collection, str(record.pk))]
 
 
 class ModellingConformance(BackendSuite):
@@ -457,3 +468,77 @@ class ModellingConformance(BackendSuite):
             "shop.models", "shop", wood=attributes.Unicode(), core=attributes.Unicode()
         )
         assert again.objects.get(id=wand.id).core == "phoenix feather"
+
+    # -- expiring records (backends with supports_ttl) -------------------------------
+
+    def test_an_expired_record_disappears_at_once_with_its_index_entries(
+        self, members: list[Member]
+    ) -> None:
+        require(configure.storage(), "supports_ttl")
+        harry = members[0]
+        harry.append_notes(b"scar")
+        harry.expire(0.15)
+        assert Member.objects.filter(house="Gryffindor").count() == 3
+        time.sleep(0.2)
+        assert Member.objects.filter(house="Gryffindor").count() == 2
+        assert Member.objects.count() == 5
+        assert harry.id not in [m.id for m in Member.objects.all()]
+        assert harry.id not in Member.objects.order_by("name").values_list("id", flat=True)
+        assert [m.name for m in Member.objects.filter(house="Gryffindor").order_by("name")[:1]] == [
+            "Hermione"
+        ]
+        with pytest.raises(Member.DoesNotExist):
+            Member.objects.get(id=harry.id)
+        assert Member.objects.get_many([harry.id]) == [None]
+        report = Member.objects.check()
+        assert report.ok, report
+        # its unique value is free again
+        Member.create(name="Harry II", email="harry@hogwarts.example")
+        stored = storage_keys(harry)
+        assert stored == []  # the hash and the stream are gone
+
+    def test_save_with_a_ttl_and_ttl_and_persist(self, storage: Storage) -> None:
+        require(storage, "supports_ttl")
+        member = Member(name="Moaning Myrtle", email="myrtle@hogwarts.example")
+        member.save(ttl=30)
+        left = member.ttl()
+        assert left is not None and 29 < left <= 30
+        member.name = "Myrtle"
+        member.save()  # a plain save keeps the expiry
+        kept = member.ttl()
+        assert kept is not None and 29 < kept <= 30
+        member.persist()
+        assert member.ttl() is None
+        assert Member.objects.get(id=member.id).name == "Myrtle"
+        member.expire(0.1)
+        time.sleep(0.15)
+        with pytest.raises(Member.DoesNotExist):
+            member.ttl()
+        with pytest.raises(Member.DoesNotExist):
+            member.expire(10)
+
+    def test_a_record_saved_again_after_expiring_is_a_new_record(self, storage: Storage) -> None:
+        require(storage, "supports_ttl")
+        member = Member.create(name="Nick", email="nick@hogwarts.example", house="Gryffindor")
+        member.expire(0.1)
+        time.sleep(0.15)
+        member.save()  # the instance writes the record again, without expiry
+        assert member.ttl() is None
+        assert Member.objects.filter(house="Gryffindor").count() == 1
+        assert Member.objects.check().ok
+
+    def test_a_models_meta_ttl_applies_to_every_save(self, storage: Storage) -> None:
+        require(storage, "supports_ttl")
+        session = Session.create(token="abc")
+        left = session.ttl()
+        assert left is not None and 0 < left <= Session.Meta.ttl
+        Session.objects.bulk_create([Session(token=f"t{i}") for i in range(3)])
+        assert all(s.ttl() is not None for s in Session.objects.all())
+        assert session.ttl() is not None
+
+    def test_a_bad_ttl_is_refused(self, members: list[Member]) -> None:
+        for bad in (0, -1, float("nan"), float("inf"), True, "10"):
+            with pytest.raises(ValidationError):
+                members[0].expire(bad)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError):
+            members[0].save(ttl=0)
