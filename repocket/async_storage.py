@@ -72,6 +72,9 @@ ASYNC_CALLS: tuple[str, ...] = (
     "drop_index",
     "clear",
     "ping",
+    "set_expiry",
+    "get_expiry",
+    "expire_due",
 )
 #: The :class:`~repocket.storage.Storage` iterators, as async iterators in
 #: :class:`AsyncStorage`.
@@ -99,6 +102,8 @@ class AsyncStorage(abc.ABC):
     atomic_saves: bool = False
     #: as :attr:`repocket.storage.Storage.persistent`
     persistent: bool = True
+    #: as :attr:`repocket.storage.Storage.supports_ttl`
+    supports_ttl: bool = False
 
     # -- I/O (see Storage for what each does) ------------------------------------
 
@@ -200,6 +205,20 @@ class AsyncStorage(abc.ABC):
     async def ping(self) -> None:
         """:meth:`Storage.ping <repocket.storage.Storage.ping>`, awaited."""
 
+    @abc.abstractmethod
+    async def set_expiry(
+        self, collection: Collection, record_id: str, streams: Sequence[str], ttl: float | None
+    ) -> bool:
+        """:meth:`Storage.set_expiry <repocket.storage.Storage.set_expiry>`, awaited."""
+
+    @abc.abstractmethod
+    async def get_expiry(self, collection: Collection, record_id: str) -> float | None:
+        """:meth:`Storage.get_expiry <repocket.storage.Storage.get_expiry>`, awaited."""
+
+    @abc.abstractmethod
+    async def expire_due(self, collection: Collection) -> int:
+        """:meth:`Storage.expire_due <repocket.storage.Storage.expire_due>`, awaited."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Release what this storage holds (its async connections)."""
 
@@ -253,6 +272,7 @@ class _Wrapping(AsyncStorage):
         self.storage = storage
         self.atomic_saves = storage.atomic_saves
         self.persistent = storage.persistent
+        self.supports_ttl = storage.supports_ttl
 
     def record_key(self, collection: Collection, record_id: str) -> str:
         return self.storage.record_key(collection, record_id)
@@ -381,6 +401,7 @@ class AwaitingStorage:
         self.native = native
         self.atomic_saves = storage.atomic_saves
         self.persistent = storage.persistent
+        self.supports_ttl = storage.supports_ttl
 
     @property
     def native_client(self) -> Any:
