@@ -33,6 +33,7 @@ __all__ = [
     "ConflictError",
     "ProtectedError",
     "ConfigurationError",
+    "UnsupportedError",
 ]
 
 
@@ -203,3 +204,8 @@ class ConfigurationError(RepocketError, builtins.ValueError):
     says what is wrong and never contains a password (nor does the
     exception's context: the driver's error it replaces is not chained).
     """
+
+
+class UnsupportedError(RepocketError, NotImplementedError):
+    """The configured backend cannot do what was asked (for example expiring
+    records, on a backend whose ``supports_ttl`` is false); nothing was done."""

@@ -297,6 +297,11 @@ class Manager(Generic[M]):
         size = batch_size or ResultSet.batch_size
         prepared = [record._prepare_save() for record in records]
         storage = configure.storage()
+        if model._meta.ttl is not None and not storage.supports_ttl:
+            raise errors.UnsupportedError(
+                f"{model.__name__} records cannot expire on {storage.describe()}: the "
+                f"backend does not support expiring records; nothing was written"
+            )
         written: list[M] = []
         for start in range(0, len(records), size):
             batch = records[start : start + size]

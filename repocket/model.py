@@ -667,6 +667,11 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         if ttl is not None:
             ttl = _checked_ttl(type(self), ttl)
         write, values = self._prepare_save(if_unchanged, ttl)
+        if write.ttl is not None and not storage.supports_ttl:
+            raise errors.UnsupportedError(
+                f"{type(self).__name__} records cannot expire on {storage.describe()}: "
+                f"the backend does not support expiring records; nothing was written"
+            )
         try:
             storage.save_record(write)
         except errors.UniqueViolation as exc:

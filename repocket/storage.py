@@ -30,6 +30,7 @@ from urllib.parse import unquote, unquote_plus
 from .errors import (
     ConflictError,
     UniqueViolation,
+    UnsupportedError,
 )
 from .keys import Collection
 
@@ -440,7 +441,7 @@ class Storage(abc.ABC):
 
         :returns: whether the record exists (nothing is done when it does not).
         """
-        raise NotImplementedError(f"{type(self).__name__} does not support expiring records")
+        raise UnsupportedError(f"{type(self).__name__} does not support expiring records")
 
     def get_expiry(self, collection: Collection, record_id: str) -> float | None:
         """The seconds left before a record expires; ``None`` when it does
@@ -448,7 +449,7 @@ class Storage(abc.ABC):
 
         :raises DoesNotExist: the record does not exist.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not support expiring records")
+        raise UnsupportedError(f"{type(self).__name__} does not support expiring records")
 
     def expire_due(self, collection: Collection) -> int:
         """Remove what expired records left in the index data now (a backend

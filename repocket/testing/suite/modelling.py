@@ -18,6 +18,7 @@ from ...errors import (
     RepocketActiveRecordDefinitionError,
     UniqueViolation,
     UnknownFieldError,
+    UnsupportedError,
     ValidationError,
 )
 from ...query import F, Q
@@ -535,6 +536,23 @@ class ModellingConformance(BackendSuite):
         Session.objects.bulk_create([Session(token=f"t{i}") for i in range(3)])
         assert all(s.ttl() is not None for s in Session.objects.all())
         assert session.ttl() is not None
+
+    def test_a_backend_without_expiry_refuses_it_and_writes_nothing(
+        self, members: list[Member]
+    ) -> None:
+        if type(configure.storage()).supports_ttl:
+            pytest.skip("the backend supports expiring records")
+        with pytest.raises(UnsupportedError):
+            members[0].expire(10)
+        member = Member(name="Myrtle", email="myrtle@hogwarts.example")
+        with pytest.raises(UnsupportedError):
+            member.save(ttl=10)
+        with pytest.raises(UnsupportedError):
+            Session.create(token="abc")
+        with pytest.raises(UnsupportedError):
+            Session.objects.bulk_create([Session(token="abc")])
+        assert Member.objects.filter(name="Myrtle").count() == 0
+        assert Session.objects.count() == 0
 
     def test_a_bad_ttl_is_refused(self, members: list[Member]) -> None:
         for bad in (0, -1, float("nan"), float("inf"), True, "10"):
