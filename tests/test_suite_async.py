@@ -2,12 +2,13 @@
 redis (the session's real redis-server) and the SQLite plugin.
 
 The suite is written against the sync API.  Here every public sync entry
-point that touches storage (``save()``, ``delete()``, ``increment()``,
-``create()``, ``append_<stream>()``, the manager's ``get()`` ...
-``bulk_create()``, a result set's ``count()`` ... ``delete()``, iteration,
-``len()`` and indexing) is replaced, while a test runs, by a call of its
-async twin (``asave()``, ``aget()``, ``async for``...) on one event loop
-running in a background thread for the session, and waits for its result.
+point that touches storage (each operation of a record, a manager or a
+result set that has an async twin -- ``save()``, ``delete()``,
+``increment()``, ``get()``, ``count()``, ``update()``... -- and
+``create()``, ``append_<stream>()``, iteration, ``len()`` and indexing) is
+replaced, while a test runs, by a call of its async twin (``asave()``,
+``aget()``, ``async for``...) on one event loop running in a background
+thread for the session, and waits for its result.
 Inside the async twin the model layer calls the same entry points again;
 those run as they are (they are inside the bridge, see
 :func:`repocket.asyncbridge.in_bridge`).  So each test exercises the async
