@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from . import errors
 from .asyncbridge import run_sync
@@ -61,6 +61,11 @@ class ManagerDescriptor:
 
 class Manager(Generic[M]):
     """The entry point of queries on one model: ``Model.objects``."""
+
+    #: how many records get_many() reads per round trip.  Larger than a
+    #: query's batches: the caller holds every record it asked for anyway,
+    #: so a batch only bounds the size of one request and its reply.
+    get_many_batch_size: ClassVar[int] = 2000
 
     def __init__(self, model: type[M]) -> None:
         self.model = model
@@ -210,16 +215,16 @@ class Manager(Generic[M]):
     def get_many(self, ids: Iterable[Any]) -> list[M | None]:
         """The records with these ids, in order (``None`` where there is none).
 
-        One round trip per :attr:`ResultSet.batch_size` ids, plus one per batch
-        for their pointers.
+        One round trip per :attr:`get_many_batch_size` ids, plus one per
+        batch for their pointers.
         """
         pk_field = self.model._meta.fields[self.model._meta.primary_key]
         keys = [str(pk_field.clean(value, self.model.__name__)) for value in ids]
         found: list[M | None] = []
         gone: set[str] = set()  # deleted pointer targets, reported once per call
-        for start in range(0, len(keys), ResultSet.batch_size):
-            batch = keys[start : start + ResultSet.batch_size]
-            found.extend(load_many(self.model, batch, gone=gone))
+        size = self.get_many_batch_size
+        for start in range(0, len(keys), size):
+            found.extend(load_many(self.model, keys[start : start + size], gone=gone))
         return found
 
     def all(self) -> ResultSet[M]:

@@ -140,9 +140,11 @@ def test_saving_a_changed_record_is_one_round_trip_and_one_command(storage) -> N
 
 
 def test_get_many_and_bulk_create_are_one_round_trip_per_batch(storage, monkeypatch) -> None:
+    from repocket.manager import Manager
     from repocket.resultset import ResultSet
 
     monkeypatch.setattr(ResultSet, "batch_size", 10)
+    monkeypatch.setattr(Manager, "get_many_batch_size", 10)
     wizards = [Wizard(name=f"w{i}", age=i, wand=f"wand {i}") for i in range(25)]
     with count_round_trips(storage) as trips:
         Wizard.objects.bulk_create(wizards)
