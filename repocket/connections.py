@@ -21,7 +21,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .asyncbridge import in_bridge
+from .asyncbridge import await_only, in_bridge
 from .backend_registry import backend_for_url, get_backend
 from .errors import ConfigurationError, NotConfiguredError
 from .keys import Collection
@@ -172,6 +172,10 @@ class configure:  # noqa: N801 - the lower-case name is the documented 0.0.1 API
         loop = asyncio.get_running_loop()
         found = cls._async.get(loop)
         if found is None or found[0] is not storage:
+            if found is not None and in_bridge():
+                # another storage was configured since: release the loop's
+                # connections to the old one
+                await_only(found[1].async_storage.aclose())
             found = (storage, AwaitingStorage(async_storage_for(storage), storage))
             cls._async[loop] = found
         return found[1]

@@ -14,7 +14,7 @@ import copy
 import datetime
 import decimal
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from . import errors
@@ -412,11 +412,16 @@ class ResultSet(Generic[M]):
             return
         size = batch_size or self.batch_size
         records = self.iterator(size)  # a generator: nothing runs until advanced
-        while batch := await run_sync(_take, records, size):
-            for record in batch:
-                yield record
+        try:
+            while batch := await run_sync(_take, records, size):
+                for record in batch:
+                    yield record
+        finally:
+            # an iteration stopped early cleans up now (its server-side
+            # snapshot), while the loop's connections are still open
+            await run_sync(records.close)
 
-    def iterator(self, batch_size: int | None = None) -> Iterator[M]:
+    def iterator(self, batch_size: int | None = None) -> Generator[M, None, None]:
         """Yield the matching records, loading ``batch_size`` per round trip.
 
         Without an ordering, or ordered by one range-indexed field, memory
