@@ -138,8 +138,8 @@ def models(url: str, imports: tuple[str, ...]) -> None:
         except RepocketError as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"{_label(model)}: {count} record{'' if count == 1 else 's'}")
-        width = max(len(name) for name in model._fields)
-        for name, field in model._fields.items():
+        width = max(len(name) for name in model._meta.fields)
+        for name, field in model._meta.fields.items():
             click.echo(f"  {name:<{width}}  {_describe_field(field)}")
 
 
@@ -167,7 +167,7 @@ def inspect(url: str, imports: tuple[str, ...], model_name: str, record_id: str)
     from .serialization import loads
 
     model = _find_model(model_name, _models_of(_import_modules(imports)))
-    pk_field = model._fields[model._primary_key]
+    pk_field = model._meta.fields[model._meta.primary_key]
     try:
         record_id = str(pk_field.cast(record_id))
     except (TypeError, ValueError) as exc:
@@ -175,9 +175,9 @@ def inspect(url: str, imports: tuple[str, ...], model_name: str, record_id: str)
             f"{record_id!r} is not a {_label(model)} id: {exc}", param_hint="ID"
         ) from exc
     storage = _configure(url)
-    collection = model._collection
+    collection = model._meta.collection
     key = collection.record_key(record_id)
-    streams = model._stream_fields
+    streams = model._meta.stream_fields
     try:
         fields, stream_values = _read_raw(storage, model, record_id)
     except RepocketError as exc:
@@ -190,7 +190,7 @@ def inspect(url: str, imports: tuple[str, ...], model_name: str, record_id: str)
     click.echo(f"{_label(model)} {record_id}")
     click.echo(f"hash {key} in {storage.describe()}")
     failures = 0
-    for name, field in model._fields.items():
+    for name, field in model._meta.fields.items():
         click.echo("")
         if name in streams:
             click.echo(
@@ -211,7 +211,7 @@ def inspect(url: str, imports: tuple[str, ...], model_name: str, record_id: str)
             click.echo(f"  error:   {exc}")
         else:
             click.echo(f"  decoded: {value!r}")
-    for name in sorted(set(fields) - set(model._fields)):
+    for name in sorted(set(fields) - set(model._meta.fields)):
         click.echo("")
         click.echo(f"{name} (not declared by {_label(model)}; ignored when loading)")
         click.echo(f"  stored:  {as_text(fields[name])}")

@@ -310,7 +310,7 @@ def parse_lookups(model: type[ActiveRecord], kwargs: Mapping[str, Any]) -> tuple
 
 def _parse_one(model: type[ActiveRecord], key: str, value: Any) -> Lookup:
     name, op = key, "eq"
-    if key not in model._fields and "__" in key:
+    if key not in model._meta.fields and "__" in key:
         name, _, op = key.rpartition("__")
         if op not in OPS:
             raise errors.UnknownFieldError(
@@ -517,7 +517,7 @@ def warn_full_scan(
         key = (model, lookup.field)
         if key in _scans_warned:
             continue
-        needed = _needed_index(model._fields[lookup.field], lookup.op)
+        needed = _needed_index(model._meta.fields[lookup.field], lookup.op)
         if needed is None:
             continue
         _scans_warned.add(key)
@@ -542,7 +542,7 @@ def _scan_message(model: type[ActiveRecord], name: str, op: str, needed: str) ->
         f"{model.__name__} record and compares it in Python: its cost grows with the "
         f"number of records, not of matches"
     )
-    attribute = model._fields[name]
+    attribute = model._meta.fields[name]
     if needed not in attribute.supported_indexes:
         how = (
             f"{type(attribute).__name__} fields cannot be indexed for this lookup; "
@@ -634,7 +634,7 @@ def _compile_one(
     A ``loose`` range plan keeps the records whose score equals the bound's:
     when a score is not exactly the value, they may match.
     """
-    attribute = model._fields[lookup.field]
+    attribute = model._meta.fields[lookup.field]
     name, op, value = lookup.field, lookup.op, lookup.value
     if op in ("eq", "ne", "in"):
         if "eq" not in attribute.indexes:

@@ -76,10 +76,10 @@ def rewrite_stored_fields(record: ActiveRecord, **changes: str | bytes | None) -
     """
     key: str = record.save()["hash"]
     model = type(record)
-    collection = model._collection
-    record_id = str(record._values[model._primary_key])
+    collection = model._meta.collection
+    record_id = str(record._values[model._meta.primary_key])
     storage = configure.storage()
-    stored = storage.load_record(collection, record_id, model._stream_fields)
+    stored = storage.load_record(collection, record_id, model._meta.stream_fields)
     assert stored is not None, f"{key} was just saved, but storage does not have it"
     terms = storage.read_index_entries(collection, [record_id])[0]
     assert terms is not None, f"{key} was just saved, but has no index entries"
@@ -91,7 +91,7 @@ def rewrite_stored_fields(record: ActiveRecord, **changes: str | bytes | None) -
             fields[name] = text
     if any(text is None for text in changes.values()):
         # A save keeps the fields it does not name: removing one takes a delete.
-        storage.delete_record(collection, record_id, model._stream_fields)
+        storage.delete_record(collection, record_id, model._meta.stream_fields)
     streams: Mapping[str, bytes] = {name: data for name, data in stored.streams.items() if data}
     storage.save_record(RecordWrite(collection, record_id, fields, streams, *terms))
     return key
@@ -100,4 +100,4 @@ def rewrite_stored_fields(record: ActiveRecord, **changes: str | bytes | None) -
 def unindex(model: type[ActiveRecord]) -> None:
     """Leave a model's records stored without index data, as repocket 0.0.1
     wrote them (through the protocol's ``drop_index``)."""
-    configure.storage().drop_index(model._collection)
+    configure.storage().drop_index(model._meta.collection)

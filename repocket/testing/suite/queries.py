@@ -374,7 +374,7 @@ class QueryConformance(BackendSuite):
     ) -> None:
         luna = wizards["Luna Lovegood"]
         luna.delete()
-        assert storage.read_index_entries(Wizard._collection, [str(luna.id)]) == [None]
+        assert storage.read_index_entries(Wizard._meta.collection, [str(luna.id)]) == [None]
         assert Wizard.objects.filter(house="Ravenclaw").count() == 0
         assert Wizard.objects.filter(name__startswith="Luna").count() == 0
         assert Wizard.objects.filter(age__lte=16).count() == 0

@@ -38,7 +38,9 @@ def stored_record(storage: Storage, record: ActiveRecord) -> StoredRecord:
     """What storage holds for a record, read through the protocol."""
     model = type(record)
     stored = storage.load_record(
-        model._collection, str(record._values[model._primary_key]), model._stream_fields
+        model._meta.collection,
+        str(record._values[model._meta.primary_key]),
+        model._meta.stream_fields,
     )
     assert stored is not None
     return stored

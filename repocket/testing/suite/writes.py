@@ -229,7 +229,7 @@ class WriteConformance(BackendSuite):
             mine.save(if_unchanged=True)
         # the deleted record is not brought back
         assert Wizard.objects.count() == 0
-        assert storage.load_record(Wizard._collection, str(harry.id)) is None
+        assert storage.load_record(Wizard._meta.collection, str(harry.id)) is None
 
     def test_a_refused_conditional_save_leaves_the_instance_as_it_was(
         self, storage: Storage
@@ -306,7 +306,7 @@ class WriteConformance(BackendSuite):
         for house in ("Gryffindor", "Slytherin"):
             loaded.house_name = house
             loaded.save(if_unchanged=True)
-        stored = storage.load_record(User._collection, str(harry.id))
+        stored = storage.load_record(User._meta.collection, str(harry.id))
         assert stored is not None
         assert stored.fields["retired"] in (retired, retired.encode())
         assert User.objects.get(id=harry.id).house_name == "Slytherin"
@@ -423,7 +423,7 @@ class WriteConformance(BackendSuite):
         with pytest.raises(Counter.DoesNotExist):
             counter.increment("hits")
         # nothing is brought back: no record, no index entry
-        assert storage.load_record(Counter._collection, str(counter.id)) is None
+        assert storage.load_record(Counter._meta.collection, str(counter.id)) is None
         assert Counter.objects.count() == 0
         assert Counter.objects.filter(hits=1).count() == 0
 
@@ -465,8 +465,11 @@ class WriteConformance(BackendSuite):
         with pytest.raises(Build.DoesNotExist):
             build.append_stderr(b"b")
         # delete_record counts every stream holding data: none is left
-        assert storage.delete_record(Build._collection, str(build.id), Build._stream_fields) == 0
-        assert list(storage.iter_stored_ids(Build._collection)) == []
+        assert (
+            storage.delete_record(Build._meta.collection, str(build.id), Build._meta.stream_fields)
+            == 0
+        )
+        assert list(storage.iter_stored_ids(Build._meta.collection)) == []
 
     # -- pk and _meta ------------------------------------------------------------------------
 
