@@ -224,8 +224,10 @@ local function save_one(rkey, ids_key, terms_key, unique_key, a, checked)
   local next_at = ttl_at + 2 + nall
   local expiry_key = expiry_of(ids_key)
 
+  local existed = nil
   if mode == 'n' then
-    if redis.call('EXISTS', rkey) == 1 then
+    existed = redis.call('EXISTS', rkey) == 1
+    if existed then
       if same_fields(rkey, fields_at, nf) then return {'same'}, next_at end
       return {'exists'}, next_at
     end
@@ -270,7 +272,7 @@ local function save_one(rkey, ids_key, terms_key, unique_key, a, checked)
   if wrong then return wrong, next_at end
 
   -- checked: from here on nothing can fail
-  local existed = redis.call('EXISTS', rkey) == 1
+  if existed == nil then existed = redis.call('EXISTS', rkey) == 1 end
   if nf > 0 then
     redis.call('HSET', rkey, unpack(ARGV, fields_at, fields_at + 2 * nf - 1))
   end
@@ -300,7 +302,13 @@ local function save_one(rkey, ids_key, terms_key, unique_key, a, checked)
       end
     end
   elseif nf > 0 then
-    redis.call('ZREM', expiry_key, id)  -- a new record does not expire
+    -- a new record does not expire (the expiry index may remember the id
+    -- of a record deleted by other means); whether the index exists is
+    -- asked once per script
+    if checked['@expiry'] == nil then
+      checked['@expiry'] = redis.call('EXISTS', expiry_key) == 1
+    end
+    if checked['@expiry'] then redis.call('ZREM', expiry_key, id) end
   end
   redis.call('ZADD', ids_key, 0, id)
   for j = 1, #removed do remove_entry(prefix, removed[j], old_map[removed[j]], id) end
