@@ -2,7 +2,8 @@
 
 Tables (created when missing)::
 
-    records(collection, id, fields, indexed)    one row per record
+    records(collection, id, fields, indexed, expires_at)
+                                                one row per record
     streams(collection, id, field, content)     one row per ByteStream holding data
     entries(collection, id, name, score)        the records' index entries
     claims(collection, field, term, id)         unique claims
@@ -12,6 +13,8 @@ Tables (created when missing)::
 of field name -> envelope text, stored exactly as the model layer encoded it.
 ``indexed`` says whether the record's entries and claims are in place (they
 are after every save; :meth:`SQLiteStorage.drop_index` clears it).
+``expires_at`` is when the record expires, in milliseconds since the epoch
+(NULL: never).
 
 The records table is the id index: every saved record is a row, so the ids of
 a collection are read from it directly and it cannot go stale.  The *index
@@ -30,6 +33,16 @@ was checked unchanged until ``COMMIT``, and a refused write leaves nothing
 to undo.  Queries are translated into one SQL statement over the ``entries``
 table and its indexes.
 
+Expired records are gone at once, with their index data: every write
+transaction first deletes the rows of its collections' records due by now
+(the record, its streams, entries and claims), and every query reads in a
+transaction that has first checked, through a partial index on
+``expires_at``, that none of the collection's records is due -- and when
+some are, deletes them in a write transaction first.  So what a query
+counts or returns is exact at a moment during the call, and an expired
+record never leaves index data behind for ``check()`` to find.  Loads read
+the records table itself and skip rows whose time has passed.
+
 Every :mod:`sqlite3` error is wrapped here, once, in a repocket error naming
 the database file, with the original kept as ``__cause__``.
 """
@@ -38,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -78,8 +92,9 @@ from repocket.storage import (
 
 __all__ = ["SQLiteStorage", "SQLiteURLError", "SCHEMA_VERSION", "MEMORY"]
 
-#: The layout version written to ``repocket_schema``.
-SCHEMA_VERSION = 1
+#: The layout version written to ``repocket_schema``: 2 added
+#: ``records.expires_at`` (a file of version 1 is upgraded when opened).
+SCHEMA_VERSION = 2
 #: The path that names a private in-memory database.
 MEMORY = ":memory:"
 #: Default seconds a statement waits for another connection's lock.
@@ -99,6 +114,7 @@ CREATE TABLE IF NOT EXISTS records (
     id TEXT NOT NULL,
     fields TEXT NOT NULL,
     indexed INTEGER NOT NULL DEFAULT 0,
+    expires_at INTEGER,
     PRIMARY KEY (collection, id)
 );
 CREATE TABLE IF NOT EXISTS streams (
@@ -125,6 +141,14 @@ CREATE TABLE IF NOT EXISTS claims (
     PRIMARY KEY (collection, field, term)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS claims_by_record ON claims (collection, id);
+"""
+
+# Created after a version 1 file got its ``expires_at`` column.  Partial: it
+# holds the expiring records only, so that finding the records due by now
+# reads nothing in a collection where none expire.
+_EXPIRY_INDEX = """
+CREATE INDEX IF NOT EXISTS records_by_expiry ON records (collection, expires_at)
+WHERE expires_at IS NOT NULL
 """
 
 # Connections a forked child inherited from its parent.  They must never be
@@ -228,6 +252,7 @@ class SQLiteStorage(Storage):
     scheme = "sqlite"
     atomic_saves = True
     persistent = True
+    supports_ttl = True
 
     def __init__(
         self,
@@ -345,27 +370,42 @@ class SQLiteStorage(Storage):
                 time.sleep(0.02)
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
-        """Create the tables when missing (a read when they exist, a write otherwise)."""
+        """Create the tables when missing, or upgrade a file of an older layout
+        (a read when the file is up to date, one write transaction otherwise).
+
+        Version 1 files lack ``records.expires_at``: the column is added
+        (NULL: none of their records expires) with its index.  The upgrade
+        is checked again under the write lock, so processes opening an old
+        file at once upgrade it once.
+        """
         with contextlib.suppress(sqlite3.OperationalError):  # no such table
             row = conn.execute("SELECT value FROM repocket_schema WHERE key = 'version'").fetchone()
             if row is not None and row[0] == str(SCHEMA_VERSION):
                 return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            row = conn.execute("SELECT value FROM repocket_schema WHERE key = 'version'").fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO repocket_schema (key, value) VALUES ('version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif int(row[0]) > SCHEMA_VERSION:
+            row = None
+            with contextlib.suppress(sqlite3.OperationalError):  # no such table
+                row = conn.execute(
+                    "SELECT value FROM repocket_schema WHERE key = 'version'"
+                ).fetchone()
+            if row is not None and int(row[0]) > SCHEMA_VERSION:
                 raise StorageError(
                     f"{self.describe()} holds repocket-sqlite layout version {row[0]}; this "
                     f"version of repocket-sqlite reads version {SCHEMA_VERSION} only; upgrade it"
                 )
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            columns = {info[1] for info in conn.execute("PRAGMA table_info(records)")}
+            if "expires_at" not in columns:  # a version 1 file
+                conn.execute("ALTER TABLE records ADD COLUMN expires_at INTEGER")
+            conn.execute(_EXPIRY_INDEX)
+            conn.execute(
+                "INSERT INTO repocket_schema (key, value) VALUES ('version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -444,17 +484,41 @@ class SQLiteStorage(Storage):
             raise StorageError(f"{self.describe()} failed to {action}: {exc}") from exc
 
     @contextlib.contextmanager
-    def _transaction(self, action: str, immediate: bool = True) -> Iterator[sqlite3.Connection]:
-        """One transaction: ``BEGIN IMMEDIATE`` (writes) or ``BEGIN`` (a consistent read)."""
+    def _transaction(
+        self, action: str, immediate: bool = True, prune: Iterable[str] = ()
+    ) -> Iterator[sqlite3.Connection]:
+        """One transaction: ``BEGIN IMMEDIATE`` (writes) or ``BEGIN`` (a consistent read).
+
+        :param prune: collections (as stored) whose records due by now are
+            deleted first, with their streams, entries and claims, so that
+            nothing the transaction reads or checks includes them.
+        """
         with self._errors(action), self._connection() as conn:
             conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            try:
+                if prune:
+                    now = _now_ms()
+                    for key in sorted(set(prune)):
+                        _prune(conn, key, now)
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    @contextlib.contextmanager
+    def _reading(self, action: str, key: str) -> Iterator[sqlite3.Connection]:
+        """A read transaction in which no record of collection ``key`` is due
+        to expire: its queries see no expired record and no index data one
+        left.  Records found due are deleted first, in a write transaction
+        (taken only then, so reads do not queue behind writers otherwise)."""
+        with self._errors(action), self._connection() as conn:
+            _begin_read(conn, key)
             try:
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
 
     # -- writing -------------------------------------------------------------------------
@@ -463,7 +527,8 @@ class SQLiteStorage(Storage):
         """Save one record in one write transaction, checks first; see
         :meth:`Storage.save_record <repocket.storage.Storage.save_record>`."""
         record_key = self.record_key(write.collection, write.record_id)
-        with self._transaction(f"save {record_key}") as conn:
+        key = _collection_key(write.collection)
+        with self._transaction(f"save {record_key}", prune=[key]) as conn:
             _apply_write(conn, write, record_key)
 
     def save_records(self, writes: Sequence[RecordWrite]) -> None:
@@ -471,7 +536,8 @@ class SQLiteStorage(Storage):
         write refused by its checks rolls the whole batch back)."""
         if not writes:
             return
-        with self._transaction(f"save {len(writes)} record(s)") as conn:
+        keys = [_collection_key(write.collection) for write in writes]
+        with self._transaction(f"save {len(writes)} record(s)", prune=keys) as conn:
             for write in writes:
                 _apply_write(conn, write, self.record_key(write.collection, write.record_id))
 
@@ -483,7 +549,9 @@ class SQLiteStorage(Storage):
         answer is then ``""`` (no envelope), as there is no text to give back.
         """
         record_key = self.record_key(swap.collection, swap.record_id)
-        with self._transaction(f"change field {swap.field!r} of {record_key}") as conn:
+        key = _collection_key(swap.collection)
+        action = f"change field {swap.field!r} of {record_key}"
+        with self._transaction(action, prune=[key]) as conn:
             return _apply_swap(conn, swap, record_key)
 
     def delete_record(self, collection: Collection, record_id: str, streams: Sequence[str]) -> int:
@@ -494,7 +562,7 @@ class SQLiteStorage(Storage):
             not in ``streams`` are removed too, but not counted.
         """
         key = _collection_key(collection)
-        with self._transaction(f"delete {collection.record_key(record_id)}") as conn:
+        with self._transaction(f"delete {collection.record_key(record_id)}", prune=[key]) as conn:
             removed = conn.execute(
                 "DELETE FROM records WHERE collection = ? AND id = ?", (key, record_id)
             ).rowcount
@@ -521,7 +589,12 @@ class SQLiteStorage(Storage):
         key = _collection_key(collection)
         stream_key = self.stream_key(collection, record_id, field)
         length = "SELECT length(content) FROM streams WHERE collection = ? AND id = ? AND field = ?"
-        with self._transaction(f"append to {stream_key}", immediate=bool(data)) as conn:
+        transaction = (
+            self._transaction(f"append to {stream_key}", prune=[key])
+            if data
+            else self._reading(f"read the length of {stream_key}", key)
+        )
+        with transaction as conn:
             # Checked under the write lock, so that a record deleted by another
             # process cannot get a stream back between this check and the write.
             if not _record_exists(conn, key, record_id):
@@ -544,7 +617,8 @@ class SQLiteStorage(Storage):
     # -- reading -------------------------------------------------------------------------
 
     def load_records(self, requests: Sequence[LoadRequest]) -> list[StoredRecord | None]:
-        """Load every requested record in one read transaction (a consistent snapshot)."""
+        """Load every requested record in one read transaction (a consistent
+        snapshot); a record whose time has passed is not found."""
         if not requests:
             return []
         wanted: dict[str, set[str]] = {}
@@ -556,12 +630,13 @@ class SQLiteStorage(Storage):
         fields: dict[tuple[str, str], str] = {}
         contents: dict[tuple[str, str, str], bytes] = {}
         with self._transaction(f"load {len(requests)} record(s)", immediate=False) as conn:
+            now = _now_ms()
             for key, ids in wanted.items():
                 for chunk in _chunks(sorted(ids)):
                     for record_id, text in conn.execute(
                         f"SELECT id, fields FROM records WHERE collection = ? "
-                        f"AND id IN ({_marks(len(chunk))})",
-                        (key, *chunk),
+                        f"AND id IN ({_marks(len(chunk))}) AND {_ALIVE}",
+                        (key, *chunk, now),
                     ):
                         fields[key, record_id] = text
                     names = sorted(stream_names[key])
@@ -608,15 +683,17 @@ class SQLiteStorage(Storage):
     ) -> list[str]:
         if limit == 0:
             return []
-        sql, params = _ordered_sql(_collection_key(collection), plan, order)
+        key = _collection_key(collection)
+        sql, params = _ordered_sql(key, plan, order)
         sql += " LIMIT :limit OFFSET :offset"
         params.update(limit=-1 if limit is None else limit, offset=max(offset, 0))
-        with self._errors(f"query {collection.label}"), self._connection() as conn:
+        with self._reading(f"query {collection.label}", key) as conn:
             return [row[0] for row in conn.execute(sql, params)]
 
     def count_ids(self, collection: Collection, plan: Plan) -> int:
-        sql, params = _count_sql(_collection_key(collection), plan)
-        with self._errors(f"count {collection.label}"), self._connection() as conn:
+        key = _collection_key(collection)
+        sql, params = _count_sql(key, plan)
+        with self._reading(f"count {collection.label}", key) as conn:
             return int(conn.execute(sql, params).fetchone()[0])
 
     def iter_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
@@ -625,7 +702,7 @@ class SQLiteStorage(Storage):
         key = _collection_key(collection)
         after: str | None = None
         while True:
-            with self._errors(f"read the ids of {collection.label}"), self._connection() as conn:
+            with self._reading(f"read the ids of {collection.label}", key) as conn:
                 if after is None:
                     page = [
                         row[0]
@@ -660,8 +737,9 @@ class SQLiteStorage(Storage):
         if isinstance(plan, AllIds) and order is None:
             yield from self.iter_ids(collection, batch_size)
             return
-        sql, params = _ordered_sql(_collection_key(collection), plan, order)
-        with self._errors(f"query {collection.label}"), self._connection() as conn:
+        key = _collection_key(collection)
+        sql, params = _ordered_sql(key, plan, order)
+        with self._reading(f"query {collection.label}", key) as conn:
             first = [
                 row[0]
                 for row in conn.execute(f"{sql} LIMIT :limit", {**params, "limit": batch_size + 1})
@@ -670,15 +748,14 @@ class SQLiteStorage(Storage):
             yield from first
             return
         table = f"temp.repocket_snapshot_{uuid.uuid4().hex}"
-        with self._errors(f"query {collection.label}"), self._handle() as handle:
-            snapshot = handle.conn
-            assert snapshot is not None
+        with (
+            self._errors(f"query {collection.label}"),
+            self._handle() as handle,
+            self._reading(f"query {collection.label}", key) as snapshot,
+        ):
+            # in the handle's transaction: rolled back (table and all) on failure
             snapshot.execute(f"CREATE TABLE {table} (position INTEGER PRIMARY KEY, id TEXT)")
-            try:
-                snapshot.execute(f"INSERT INTO {table} (id) {sql}", params)
-            except BaseException:
-                snapshot.execute(f"DROP TABLE IF EXISTS {table}")
-                raise
+            snapshot.execute(f"INSERT INTO {table} (id) {sql}", params)
         # The snapshot lives in this handle's connection: keep using it (and
         # keep it alive) whichever thread goes on iterating.
         try:
@@ -726,9 +803,7 @@ class SQLiteStorage(Storage):
         indexed: set[str] = set()
         entries: dict[str, set[IndexEntry]] = {}
         claims: dict[str, set[UniqueClaim]] = {}
-        with self._transaction(
-            f"read index entries of {collection.label}", immediate=False
-        ) as conn:
+        with self._reading(f"read index entries of {collection.label}", key) as conn:
             for chunk in _chunks(sorted(set(record_ids))):
                 marks = _marks(len(chunk))
                 indexed.update(
@@ -760,7 +835,7 @@ class SQLiteStorage(Storage):
         The records (and so the list of ids) stay: they are the storage.
         """
         key = _collection_key(collection)
-        with self._transaction(f"drop the index of {collection.label}") as conn:
+        with self._transaction(f"drop the index of {collection.label}", prune=[key]) as conn:
             conn.execute("DELETE FROM entries WHERE collection = ?", (key,))
             conn.execute("DELETE FROM claims WHERE collection = ?", (key,))
             conn.execute("UPDATE records SET indexed = 0 WHERE collection = ? AND indexed", (key,))
@@ -773,6 +848,140 @@ class SQLiteStorage(Storage):
     def ping(self) -> None:
         with self._errors("ping"), self._connection() as conn:
             conn.execute("SELECT 1").fetchone()
+
+    # -- expiry --------------------------------------------------------------------------
+
+    def set_expiry(
+        self, collection: Collection, record_id: str, streams: Sequence[str], ttl: float | None
+    ) -> bool:
+        """Set (or, with ``None``, remove) the record's ``expires_at``, in one
+        write transaction.  Its streams are rows of the record and go with it,
+        so ``streams`` is not needed here.
+
+        :returns: whether the record exists (an expired one does not).
+        """
+        key = _collection_key(collection)
+        action = f"set the expiry of {collection.record_key(record_id)}"
+        with self._transaction(action, prune=[key]) as conn:
+            at = None if ttl is None else _now_ms() + _ttl_ms(ttl)
+            updated = conn.execute(
+                "UPDATE records SET expires_at = ? WHERE collection = ? AND id = ?",
+                (at, key, record_id),
+            ).rowcount
+        return bool(updated)
+
+    def get_expiry(self, collection: Collection, record_id: str) -> float | None:
+        """The seconds left before the record expires (``None``: never).
+
+        :raises DoesNotExist: the record does not exist or has expired.
+        """
+        key = _collection_key(collection)
+        record_key = collection.record_key(record_id)
+        with self._errors(f"read the expiry of {record_key}"), self._connection() as conn:
+            row = conn.execute(
+                "SELECT expires_at FROM records WHERE collection = ? AND id = ?", (key, record_id)
+            ).fetchone()
+        now = _now_ms()
+        if row is None or (row[0] is not None and row[0] <= now):
+            raise DoesNotExist(f"{collection.label} {record_id} does not exist ({record_key})")
+        return None if row[0] is None else (row[0] - now) / 1000
+
+    def expire_due(self, collection: Collection) -> int:
+        """Delete the collection's records due by now, with their streams,
+        entries and claims (queries and writes do it first too).
+
+        :returns: how many records were deleted.
+        """
+        key = _collection_key(collection)
+        with self._errors(f"remove the expired records of {collection.label}"):
+            with self._connection() as conn:
+                if not _due(conn, key, _now_ms()):
+                    return 0  # no write lock needed
+            with self._transaction(f"remove the expired records of {collection.label}") as conn:
+                return _prune(conn, key, _now_ms())
+
+
+# ---------------------------------------------------------------------------
+# expiry
+# ---------------------------------------------------------------------------
+
+#: The condition a record's row meets until it expires (one parameter: now).
+_ALIVE = "(expires_at IS NULL OR expires_at > ?)"
+
+
+def _now_ms() -> int:
+    """Now, in milliseconds since the epoch: the clock of ``expires_at``."""
+    return int(time.time() * 1000)
+
+
+def _ttl_ms(seconds: float) -> int:
+    """A time to live in whole milliseconds (at least 1), as redis keeps it."""
+    return max(1, math.ceil(seconds * 1000))
+
+
+def _due(conn: sqlite3.Connection, key: str, now: int) -> bool:
+    """Whether a record of the collection is due by ``now`` (through the
+    partial expiry index: no work in a collection where none expire)."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM records WHERE collection = ? AND expires_at IS NOT NULL "
+            "AND expires_at <= ? LIMIT 1",
+            (key, now),
+        ).fetchone()
+        is not None
+    )
+
+
+def _prune(conn: sqlite3.Connection, key: str, now: int) -> int:
+    """Delete the collection's records due by ``now`` with their streams,
+    entries and claims, inside the caller's write transaction; returns how
+    many records were deleted."""
+    due = [
+        row[0]
+        for row in conn.execute(
+            "SELECT id FROM records WHERE collection = ? AND expires_at IS NOT NULL "
+            "AND expires_at <= ?",
+            (key, now),
+        )
+    ]
+    for chunk in _chunks(due):
+        for table in ("entries", "claims", "streams", "records"):
+            conn.execute(
+                f"DELETE FROM {table} WHERE collection = ? AND id IN ({_marks(len(chunk))})",
+                (key, *chunk),
+            )
+    return len(due)
+
+
+def _begin_read(conn: sqlite3.Connection, key: str) -> None:
+    """Begin a read transaction in which no record of the collection is due.
+
+    Its snapshot holds no record due at the moment checked, so every record
+    it holds was alive then, with its index data: what the transaction reads
+    is exact at that moment.  When records are due, they are deleted first
+    in a write transaction, and the check is made again at the moment of
+    that deletion (so it passes, unless another writer's clock is behind).
+    """
+    now = None
+    while True:
+        conn.execute("BEGIN")
+        try:
+            if not _due(conn, key, _now_ms() if now is None else now):
+                return
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            now = _now_ms()
+            _prune(conn, key, now)
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 # ---------------------------------------------------------------------------
@@ -837,10 +1046,14 @@ def _apply_write(conn: sqlite3.Connection, write: RecordWrite, record_key: str) 
     # Fields not named in the write are kept, as the record's other fields are.
     merged = {name: _text(value) for name, value in (stored or {}).items()}
     merged.update((name, _text(value)) for name, value in write.fields.items())
+    # Without a ttl, a stored record keeps its expiry and a new one has none.
+    expires_at = None if write.ttl is None else _now_ms() + _ttl_ms(write.ttl)
     conn.execute(
-        "INSERT INTO records (collection, id, fields, indexed) VALUES (?, ?, ?, 1) "
-        "ON CONFLICT (collection, id) DO UPDATE SET fields = excluded.fields, indexed = 1",
-        (key, record_id, json.dumps(merged, sort_keys=True)),
+        "INSERT INTO records (collection, id, fields, indexed, expires_at) "
+        "VALUES (?, ?, ?, 1, ?) "
+        "ON CONFLICT (collection, id) DO UPDATE SET fields = excluded.fields, indexed = 1, "
+        "expires_at = coalesce(excluded.expires_at, records.expires_at)",
+        (key, record_id, json.dumps(merged, sort_keys=True), expires_at),
     )
     _replace_entries(conn, key, record_id, write.entries)
     _replace_claims(conn, write.collection, record_id, write.unique)

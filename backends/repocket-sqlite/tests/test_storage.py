@@ -10,6 +10,7 @@ import math
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -595,6 +596,202 @@ def test_clear_removes_everything(storage: SQLiteStorage) -> None:
         assert rows(storage, f"SELECT * FROM {table}") == []
 
 
+# -- expiring records ------------------------------------------------------------------------
+
+
+def expiring(record_id: str, ttl: float | None, **kwargs: Any) -> RecordWrite:
+    return dataclasses.replace(write(record_id, **kwargs), ttl=ttl)
+
+
+def test_the_backend_supports_expiring_records() -> None:
+    assert SQLiteStorage.supports_ttl
+
+
+def test_an_expired_record_leaves_no_row_in_any_table(storage: SQLiteStorage) -> None:
+    storage.save_record(
+        dataclasses.replace(
+            expiring("1", 0.05, entries={"eq:a": None, "range:x": 1.0}, unique={"wand": "holly"}),
+            streams={"log": b"kept until it expires"},
+        )
+    )
+    storage.save_record(write("2", {"eq:a": None}))
+    assert storage.count_ids(PEOPLE, Members("eq:a")) == 2
+    time.sleep(0.08)
+    # a query finds the record due and deletes it first, with everything it held
+    assert storage.count_ids(PEOPLE, Members("eq:a")) == 1
+    assert rows(storage, "SELECT id FROM records") == [("2",)]
+    assert rows(storage, "SELECT id FROM entries") == [("2",)]
+    assert rows(storage, "SELECT * FROM streams") == rows(storage, "SELECT * FROM claims") == []
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda s: s.load_records([LoadRequest(PEOPLE, "1", ("log",))]) == [None],
+        lambda s: s.query_ids(PEOPLE, AllIds()) == [],
+        lambda s: s.query_ids(PEOPLE, ScoreRange("range:x", 0, 2), Order("range:x")) == [],
+        lambda s: s.count_ids(PEOPLE, AllIds()) == 0,
+        lambda s: list(s.iter_ids(PEOPLE)) == [],
+        lambda s: list(s.iter_stored_ids(PEOPLE)) == [],
+        lambda s: list(s.iter_query_ids(PEOPLE, Members("eq:a"), None, 1)) == [],
+        lambda s: s.read_index_entries(PEOPLE, ["1"]) == [None],
+        lambda s: s.missing_entries(PEOPLE, [("1", frozenset())]) == ["1"],
+    ],
+)
+def test_an_expired_record_is_invisible_to_every_read(storage: SQLiteStorage, read: Any) -> None:
+    storage.save_record(expiring("1", 0.03, entries={"eq:a": None, "range:x": 1.0}))
+    time.sleep(0.05)
+    assert read(storage)
+
+
+def test_an_expired_records_claims_are_free_for_a_write(storage: SQLiteStorage) -> None:
+    storage.save_record(expiring("1", 0.03, unique={"wand": "holly"}))
+    time.sleep(0.05)
+    storage.save_record(write("2", unique={"wand": "holly"}))  # no UniqueViolation
+    assert rows(storage, "SELECT id FROM claims") == [("2",)]
+
+
+def test_writes_to_an_expired_record_find_it_gone(storage: SQLiteStorage) -> None:
+    storage.save_record(expiring("1", 0.03, nick="old"))
+    time.sleep(0.05)
+    with pytest.raises(DoesNotExist):
+        storage.append_to_stream(PEOPLE, "1", "log", b"x")
+    with pytest.raises(DoesNotExist):
+        storage.swap_field(FieldSwap(PEOPLE, "1", "nick", "old", "new"))
+    assert storage.set_expiry(PEOPLE, "1", (), 10) is False
+    assert storage.delete_record(PEOPLE, "1", ["log"]) == 0
+    with pytest.raises(DoesNotExist):
+        storage.get_expiry(PEOPLE, "1")
+
+
+def test_expires_at_is_kept_by_a_save_without_ttl_and_set_and_cleared(
+    storage: SQLiteStorage,
+) -> None:
+    def expires_at() -> object:
+        return rows(storage, "SELECT expires_at FROM records WHERE id = '1'")[0][0]
+
+    storage.save_record(write("1"))
+    assert expires_at() is None and storage.get_expiry(PEOPLE, "1") is None
+    before = int(time.time() * 1000)
+    storage.save_record(expiring("1", 30))
+    at = expires_at()
+    assert isinstance(at, int) and before + 30_000 <= at <= time.time() * 1000 + 30_000
+    storage.save_record(write("1", nick="again"))
+    assert expires_at() == at
+    left = storage.get_expiry(PEOPLE, "1")
+    assert left is not None and 29 < left <= 30
+    assert storage.set_expiry(PEOPLE, "1", (), None) is True
+    assert expires_at() is None
+    assert storage.set_expiry(PEOPLE, "missing", (), 10) is False
+
+
+def test_a_record_written_again_after_expiring_has_no_expiry(storage: SQLiteStorage) -> None:
+    storage.save_record(expiring("1", 0.03, nick="old"))
+    time.sleep(0.05)
+    storage.save_record(write("1", nick="new"))
+    assert storage.get_expiry(PEOPLE, "1") is None
+    assert storage.load_record(PEOPLE, "1").fields == {"id": "1", "nick": "new"}  # type: ignore[union-attr]
+
+
+def test_expire_due_deletes_the_due_records_and_counts_them(storage: SQLiteStorage) -> None:
+    storage.save_records([expiring(f"{i}", 0.03, entries={"eq:a": None}) for i in range(3)])
+    storage.save_record(expiring("9", 30, entries={"eq:a": None}))
+    assert storage.expire_due(PEOPLE) == 0
+    time.sleep(0.05)
+    assert rows(storage, "SELECT count(*) FROM records") == [(4,)]  # not read yet
+    assert storage.expire_due(PEOPLE) == 3
+    assert storage.expire_due(PEOPLE) == 0
+    assert rows(storage, "SELECT id FROM entries") == [("9",)]
+
+
+def test_reads_do_not_wait_for_a_writer_when_nothing_is_due(path: Path) -> None:
+    store = SQLiteStorage(path, timeout=0.2)
+    store.save_record(expiring("1", 30, entries={"eq:a": None}))
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write lock
+    try:
+        assert store.count_ids(PEOPLE, Members("eq:a")) == 1
+        assert store.query_ids(PEOPLE, AllIds()) == ["1"]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        store.close()
+
+
+# -- upgrading a file of the previous layout ----------------------------------------------------
+
+#: The tables of layout version 1, as repocket-sqlite 0.1 created them.
+LAYOUT_1 = """
+CREATE TABLE repocket_schema (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE records (
+    collection TEXT NOT NULL, id TEXT NOT NULL, fields TEXT NOT NULL,
+    indexed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (collection, id)
+);
+CREATE TABLE streams (
+    collection TEXT NOT NULL, id TEXT NOT NULL, field TEXT NOT NULL,
+    content BLOB NOT NULL, PRIMARY KEY (collection, id, field)
+);
+CREATE TABLE entries (
+    collection TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, score REAL,
+    PRIMARY KEY (collection, name, id)
+) WITHOUT ROWID;
+CREATE INDEX entries_by_score ON entries (collection, name, score, id);
+CREATE INDEX entries_by_record ON entries (collection, id, name, score);
+CREATE TABLE claims (
+    collection TEXT NOT NULL, field TEXT NOT NULL, term TEXT NOT NULL, id TEXT NOT NULL,
+    PRIMARY KEY (collection, field, term)
+) WITHOUT ROWID;
+CREATE INDEX claims_by_record ON claims (collection, id);
+INSERT INTO repocket_schema VALUES ('version', '1');
+INSERT INTO records VALUES ('tests.people:Person', '1', '{"id": "1", "nick": "old"}', 1);
+INSERT INTO entries VALUES ('tests.people:Person', '1', 'eq:a', NULL);
+INSERT INTO claims VALUES ('tests.people:Person', 'wand', 'holly', '1');
+INSERT INTO streams VALUES ('tests.people:Person', '1', 'log', X'6C6F67');
+"""
+
+
+def test_a_file_of_layout_1_is_upgraded_when_opened(path: Path) -> None:
+    old = sqlite3.connect(path)
+    old.executescript(LAYOUT_1)
+    old.close()
+    store = SQLiteStorage(path)
+    try:
+        record = store.load_record(PEOPLE, "1", ["log"])
+        assert record is not None and record.fields == {"id": "1", "nick": "old"}
+        assert record.streams == {"log": b"log"}
+        assert store.query_ids(PEOPLE, Members("eq:a")) == ["1"]
+        assert store.get_expiry(PEOPLE, "1") is None  # an old record does not expire
+        assert rows(store, "SELECT value FROM repocket_schema") == [("2",)]
+        indexes = rows(store, "SELECT name FROM sqlite_master WHERE type = 'index'")
+        assert ("records_by_expiry",) in indexes
+        # and it can expire now, with everything it holds
+        assert store.set_expiry(PEOPLE, "1", ["log"], 0.03)
+        time.sleep(0.05)
+        assert store.count_ids(PEOPLE, AllIds()) == 0
+        assert tables(store) == {"records": [], "streams": [], "entries": [], "claims": []}
+    finally:
+        store.close()
+    reopened = SQLiteStorage(path)  # already upgraded: opens as it is
+    try:
+        assert rows(reopened, "SELECT value FROM repocket_schema") == [("2",)]
+    finally:
+        reopened.close()
+
+
+def test_a_file_of_a_newer_layout_is_refused(path: Path) -> None:
+    newer = sqlite3.connect(path)
+    newer.executescript(LAYOUT_1.replace("'version', '1'", "'version', '99'"))
+    newer.close()
+    store = SQLiteStorage(path)
+    with pytest.raises(StorageError, match="layout version 99"):
+        store.ping()
+    store.close()
+    check = sqlite3.connect(path)
+    columns = [info[1] for info in check.execute("PRAGMA table_info(records)")]
+    check.close()
+    assert "expires_at" not in columns  # left as it was
+
+
 @pytest.mark.parametrize("url", ["sqlite://:memory:", "sqlite:///{path}"])
 def test_threads_share_one_storage(url: str, path: Path) -> None:
     store = SQLiteStorage.from_url(url.format(path=path))
@@ -683,6 +880,14 @@ def test_no_statement_of_a_save_or_an_indexed_query_walks_the_collection(
         assert storage.swap_field(swap) == "y"
         assert storage.append_to_stream(PEOPLE, "n", "log", b"x") == 1
         assert storage.append_to_stream(PEOPLE, "n", "log", b"") == 1
+        # expiry: a save with a ttl, reading and changing it, and the deletion
+        # of the due record that the next query makes first
+        storage.save_record(dataclasses.replace(write("e", {"eq:a": None}), ttl=10))
+        assert storage.get_expiry(PEOPLE, "e") is not None
+        assert storage.set_expiry(PEOPLE, "e", ["log"], 0.001)
+        time.sleep(0.01)
+        assert storage.count_ids(PEOPLE, Members("eq:a")) == 0
+        assert storage.expire_due(PEOPLE) == 0
     finally:
         conn.set_trace_callback(None)
     walks = []
