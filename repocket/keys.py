@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from .errors import EnvelopeError
@@ -84,10 +84,14 @@ class Collection:
 
     The key methods of a collection give the single-shard layout
     (``S = 1``); :meth:`shard` gives the keys of one shard of ``S``.
+    :param shard_count: see the attribute.
     """
 
     module: str
     name: str
+    #: the shards the model asks for (``class Meta: shards = S``); ``None``:
+    #: the storage's own number.  Not part of the collection's identity.
+    shard_count: int | None = field(default=None, compare=False, repr=False)
 
     @property
     def prefix(self) -> str:

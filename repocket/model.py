@@ -98,6 +98,7 @@ class Metadata:
         fields: Mapping[str, Attribute],
         primary_key: str,
         namespace: str | None = None,
+        shards: int | None = None,
     ) -> None:
         self.model = model
         self.fields = fields
@@ -105,7 +106,7 @@ class Metadata:
         #: the module part of the model's keys: ``Meta.namespace``, else the
         #: module the class is declared in
         self.namespace = namespace or model.__module__
-        self.collection = Collection(self.namespace, model.__name__)
+        self.collection = Collection(self.namespace, model.__name__, shards)
         #: ``Meta.ttl``: the seconds each save gives a record to live (None: forever)
         self.ttl: float | None = None
         self.stream_fields = tuple(n for n, f in fields.items() if isinstance(f, ByteStream))
@@ -216,7 +217,13 @@ class ActiveRecordMeta(type):
             primary = ["id"]
 
         model: Any = cls  # the per-model attributes ActiveRecord declares
-        meta = Metadata(cls, MappingProxyType(fields), primary[0], mcs._namespace(cls, name))
+        meta = Metadata(
+            cls,
+            MappingProxyType(fields),
+            primary[0],
+            mcs._namespace(cls, name),
+            mcs._shards(cls, name),
+        )
         meta_ttl = getattr(getattr(cls, "Meta", None), "ttl", None)
         if meta_ttl is not None:
             try:
@@ -273,6 +280,19 @@ class ActiveRecordMeta(type):
                 f"not {namespace!r}"
             )
         return namespace
+
+    @staticmethod
+    def _shards(cls: type, model_name: str) -> int | None:
+        """``class Meta: shards = S``: how many shards the model's index data
+        is split into, whatever the storage's default."""
+        shards = getattr(getattr(cls, "Meta", None), "shards", None)
+        if shards is None:
+            return None
+        if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 16384:
+            raise errors.RepocketActiveRecordDefinitionError(
+                f"{model_name}.Meta.shards must be a whole number from 1 to 16384, not {shards!r}"
+            )
+        return shards
 
     @staticmethod
     def _check_names(model_name: str, fields: Mapping[str, Attribute]) -> None:

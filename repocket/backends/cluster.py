@@ -322,6 +322,16 @@ class RedisClusterStorage(RedisStorage):
         """The ``redis.cluster.RedisCluster`` client in use."""
         return self._cluster
 
+    def _shard_count(self, collection: Collection) -> int:
+        count = super()._shard_count(collection)
+        if count < 2:
+            # one shard has no hash tag: its keys would spread over the slots
+            raise ConfigurationError(
+                f"{collection.label} asks for {count} shard (Meta.shards), but on a "
+                f"cluster every model needs at least 2; give it more or none"
+            )
+        return count
+
     def describe(self) -> str:
         nodes = self._cluster.nodes_manager.startup_nodes
         where = ",".join(sorted(nodes)) or "?"

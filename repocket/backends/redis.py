@@ -64,7 +64,8 @@ from ..errors import (
     StorageError,
     UniqueViolation,
 )
-from ..keys import PREFIX, STREAM_INFIX, Collection, Shard, glob_escape
+from ..keys import PREFIX, STREAM_INFIX, Collection, Shard, glob_escape, shard_number
+from ..registry import model_for_collection
 from ..storage import (
     AllIds,
     Difference,
@@ -339,14 +340,23 @@ class RedisStorage(Storage):
     def _shards(self, collection: Collection) -> list[Shard]:
         found = self._shard_cache.get(collection)
         if found is None:
-            found = self._shard_cache[collection] = collection.shards(self.shards)
+            found = self._shard_cache[collection] = collection.shards(self._shard_count(collection))
         return found
+
+    def _shard_count(self, collection: Collection) -> int:
+        """The model's ``Meta.shards`` (also for a collection read from a
+        key, through the model registry), else the storage's number."""
+        count = collection.shard_count
+        if count is None:
+            model = model_for_collection(collection)
+            count = model._meta.collection.shard_count if model is not None else None
+        return self.shards if count is None else count
 
     def _shard(self, collection: Collection, record_id: str) -> Shard:
         shards = self._shards(collection)
         if len(shards) == 1:
             return shards[0]
-        return collection.shard_of(record_id, self.shards)
+        return shards[shard_number(record_id, len(shards))]
 
     def record_key(self, collection: Collection, record_id: str) -> str:
         return self._shard(collection, record_id).record_key(record_id)

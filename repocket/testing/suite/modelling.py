@@ -439,6 +439,30 @@ class ModellingConformance(BackendSuite):
         model = self.declare("shop.models", None, wood=attributes.Unicode())
         assert model._meta.collection.module == "shop.models"
 
+    def test_a_model_can_ask_for_its_own_number_of_shards(self, storage: Storage) -> None:
+        body: dict[str, Any] = {
+            "__module__": "shop.models",
+            "__qualname__": "Rune",
+            "Meta": type("Meta", (), {"shards": 3}),
+            "mark": attributes.Unicode(),
+            "power": attributes.Integer(),
+        }
+        metaclass: Any = type(ActiveRecord)
+        rune = metaclass("Rune", (ActiveRecord,), body)
+        made = rune.objects.bulk_create([rune(mark=f"m{i % 4}", power=i) for i in range(40)])
+        assert rune.objects.count() == 40
+        assert rune.objects.filter(mark="m1").count() == 10
+        assert [r.power for r in rune.objects.order_by("-power")[:3]] == [39, 38, 37]
+        assert rune.objects.get(id=made[5].id).power == 5
+        assert rune.objects.check().ok
+        if isinstance(getattr(storage, "shards", None), int):  # a sharded key layout
+            key = storage.record_key(rune._meta.collection, str(made[0].id))
+            assert "{shop.models:Rune:" in key  # tagged: the model's shards
+        for bad in (0, -1, True, "4"):
+            body["Meta"] = type("Meta", (), {"shards": bad})
+            with pytest.raises(RepocketActiveRecordDefinitionError):
+                metaclass("Rune", (ActiveRecord,), body)
+
     def test_a_bad_namespace_is_refused(self, storage: Storage) -> None:
         for bad in ("", "a:b", "x{1}", 5):
             with pytest.raises(RepocketActiveRecordDefinitionError):
