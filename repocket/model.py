@@ -48,7 +48,10 @@ from .registry import register_model
 from .relations import delete_with_relations, install_related, relations_to
 from .storage import FieldSwap, RecordWrite, StoredRecord
 
-__all__ = ["ActiveRecord", "ActiveRecordMeta", "Metadata", "MAX_INCREMENT_ATTEMPTS"]
+__all__ = ["ActiveRecord", "ActiveRecordMeta", "Metadata", "MAX_INCREMENT_ATTEMPTS", "MAX_TTL"]
+
+#: The longest time to live a record may be given, in seconds (100 years).
+MAX_TTL = 100 * 365 * 24 * 3600
 
 #: How often ``increment()`` computes the addition again when other writers
 #: keep changing the value in between.
@@ -348,12 +351,11 @@ def _checked_ttl(model: type, seconds: Any) -> float:
     if (
         isinstance(seconds, bool)
         or not isinstance(seconds, (int, float))
-        or not seconds > 0
-        or seconds == float("inf")
+        or not 0 < seconds <= MAX_TTL
     ):
         raise errors.ValidationError(
             f"a {model.__name__} record's time to live must be a positive number of "
-            f"seconds, not {seconds!r}",
+            f"seconds, at most {MAX_TTL:,} (100 years), not {seconds!r}",
             model=model.__name__,
             value=seconds,
         )
@@ -705,7 +707,7 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         return self._keys()
 
     def _prepare_save(
-        self, if_unchanged: bool = False, ttl: float | None = None
+        self, if_unchanged: bool = False, ttl: float | None = None, keep_expiry: bool = False
     ) -> tuple[RecordWrite, dict[str, Any]]:
         """Everything a save writes, computed without changing the instance."""
         cls = type(self)
@@ -736,7 +738,7 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
                 expected = self._stored
             else:
                 new = True
-        if ttl is None:
+        if ttl is None and not keep_expiry:
             ttl = meta.ttl  # the model's default expiry (None: none)
         return RecordWrite(
             meta.collection,

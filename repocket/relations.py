@@ -161,13 +161,15 @@ def install_related(model: type[ActiveRecord]) -> None:
             type.__setattr__(target, related, RelatedRecords(holder, name))
 
 
-def delete_with_relations(record: ActiveRecord) -> int:
-    """Delete ``record`` applying the on_delete rules of the pointers to it
-    (see the module's documentation); returns the number of record keys
-    removed, those of cascaded records included."""
+def delete_with_relations(*records: ActiveRecord) -> int:
+    """Delete ``records`` together, applying the on_delete rules of the
+    pointers to them (see the module's documentation): a PROTECT rule is
+    satisfied by holders deleted in the same call.  Returns the number of
+    record keys removed, those of cascaded records included."""
     order: list[ActiveRecord] = []
-    seen: set[tuple[type, str]] = set()
-    _gather(record, order, seen)
+    seen: set[tuple[type, str]] = {_identity(record) for record in records}
+    for record in records:
+        _gather(record, order, seen)
     for doomed in order:
         for holder, field, rule in relations_to(type(doomed)):
             if rule is not PROTECT:

@@ -39,6 +39,7 @@ from .query import (
     parse_condition,
     parse_lookups,
 )
+from .relations import delete_with_relations, relations_to
 from .storage import AllIds, Members, Order, Plan, Storage
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -272,9 +273,11 @@ class ResultSet(Generic[M]):
         model = self.model
         plain, computed = _update_changes(model, changes)
         storage = configure.storage()
+        named = self._pk_ids()  # (an empty list: id__in=[] names no record)
         ids = list(
-            self._pk_ids()
-            or storage.iter_query_ids(
+            named
+            if named is not None
+            else storage.iter_query_ids(
                 model._meta.collection, self._compile().candidates, None, self.batch_size
             )
         )
@@ -328,7 +331,8 @@ class ResultSet(Generic[M]):
                     setattr(record, name, value)
                 for name, expression in computed.items():
                     setattr(record, name, expression.apply(record._values[name]))
-                prepared.append(record._prepare_save(if_unchanged=True))
+                # keep_expiry: update() leaves the records' expiry as it is
+                prepared.append(record._prepare_save(if_unchanged=True, keep_expiry=True))
             try:
                 storage.save_records([write for write, _ in prepared])
             except errors.ConflictError as exc:
@@ -359,11 +363,13 @@ class ResultSet(Generic[M]):
         return await run_sync(self.update, **changes)
 
     def delete(self) -> int:
-        """Delete every matching record; returns the number of record keys removed."""
-        removed = 0
-        for record in list(self.iterator()):
-            removed += record.delete()
-        return removed
+        """Delete every matching record; returns the number of record keys
+        removed.  The ``on_delete`` rules of pointers to them apply to the
+        matches together: holders among the matches do not PROTECT them."""
+        records = list(self.iterator())
+        if records and relations_to(self.model):
+            return delete_with_relations(*records)
+        return sum(record.delete() for record in records)
 
     # -- for async code: the same operations, awaited (see repocket.asyncbridge) ----
 

@@ -390,7 +390,21 @@ class RedisStorage(Storage):
         keys, args = self._save_call(write)
         with self._errors(f"save {keys[0]}"):
             reply = self._run(_SAVE, keys, args)
+            if _held(reply) and self._expired_elsewhere(write.collection):
+                reply = self._run(_SAVE, keys, args)
         self._check_save_reply(write, keys[0], reply)
+
+    def _expired_elsewhere(self, collection: Collection, *, own_shard: bool = False) -> bool:
+        """After a unique claim was refused: whether expired records held
+        claims.  A save prunes its own shard's expired records first; with
+        several shards the holder may be an expired record of another (and
+        a swap prunes none: ``own_shard``), so every shard is pruned and the
+        refused write can be tried once more (it wrote nothing)."""
+        if not self.supports_ttl:
+            return False
+        if len(self._shards(collection)) == 1 and not own_shard:
+            return False
+        return self.expire_due(collection) > 0
 
     def save_records(self, writes: Sequence[RecordWrite]) -> None:
         """One pipeline of save scripts for the whole batch (one round trip).
@@ -404,6 +418,10 @@ class RedisStorage(Storage):
         calls = [self._save_call(write) for write in writes]
         with self._errors(f"save {len(writes)} records"):
             replies = self._save_many(calls)
+            held = [i for i, reply in enumerate(replies) if _held(reply)]
+            if held and self._expired_elsewhere(writes[0].collection):
+                for i, reply in zip(held, self._save_many([calls[i] for i in held]), strict=True):
+                    replies[i] = reply
         first: UniqueViolation | ConflictError | None = None
         written: list[str] = []
         for write, (keys, _), reply in zip(writes, calls, replies, strict=True):
@@ -450,23 +468,28 @@ class RedisStorage(Storage):
     ) -> list[Any]:
         """Run ``script`` once per call, in one pipeline; reload it on NOSCRIPT.
 
-        Sending a batch again after NOSCRIPT is safe: a script that was not
-        found wrote nothing, and one that ran is recognised by its own checks
-        (a create-only save of identical fields succeeds again).
+        Only the calls refused with NOSCRIPT are sent again (a script that
+        was not found wrote nothing).
         """
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
         for attempt in range(2):
             pipe = self._client.pipeline(transaction=False)
-            for keys, args in calls:
+            for position in todo:
+                keys, args = calls[position]
                 pipe.evalsha(script.sha, len(keys), *keys, *args)
-            replies = pipe.execute(raise_on_error=False)
-            missing = any(isinstance(r, redis.exceptions.NoScriptError) for r in replies)
-            if not missing or attempt:
+            for position, reply in zip(todo, pipe.execute(raise_on_error=False), strict=True):
+                replies[position] = reply
+            # only the calls the server did not run are sent again: one that
+            # ran (a conditional save, say) must not run twice
+            todo = [p for p in todo if isinstance(replies[p], redis.exceptions.NoScriptError)]
+            if not todo or attempt:
                 break
             self._client.script_load(script.text)
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
-        return list(replies)
+        return replies
 
     def _save_call(self, write: RecordWrite) -> tuple[list[str], list[Any]]:
         collection, record_id = write.collection, write.record_id
@@ -547,6 +570,8 @@ class RedisStorage(Storage):
                 args.append(claim.term)
         with self._errors(f"update {key}"):
             reply = self._run(_SWAP, [key, shard.terms_key, swap.collection.unique_key], args)
+            if _held(reply) and self._expired_elsewhere(swap.collection, own_shard=True):
+                reply = self._run(_SWAP, [key, shard.terms_key, swap.collection.unique_key], args)
         status = reply[0]
         if status == b"ok":
             return None
@@ -781,7 +806,9 @@ class RedisStorage(Storage):
         pipe = self._client.pipeline(transaction=True)
         if self.supports_ttl:
             for shard in shards:
-                pipe.evalsha(_PRUNE.sha, *self._prune_keys(shard), shard.index_prefix)
+                pipe.evalsha(
+                    _PRUNE.sha, *self._prune_keys(shard), shard.index_prefix, shard.record_prefix
+                )
         return pipe
 
     def _prune_keys(self, shard: Shard) -> list[Any]:
@@ -1459,6 +1486,11 @@ def _text_keys(fields: dict[Any, Any] | list[Any]) -> dict[str, Any]:
         for name in fields:
             _NAMES[name] = _text(name)
         return dict(zip(map(_NAMES.__getitem__, fields), fields.values(), strict=True))
+
+
+def _held(reply: Any) -> bool:
+    """Whether a save or swap script refused a unique value held by another record."""
+    return isinstance(reply, list) and bool(reply) and reply[0] == b"unique"
 
 
 def _ttl_ms(seconds: float) -> str:

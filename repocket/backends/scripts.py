@@ -165,9 +165,13 @@ end
 -- includes an expired record.  Removals of damaged entries are skipped
 -- (redis.pcall): check() reports what is left.  Returns how many records
 -- were removed and, without a unique key, their claims (for the caller).
-local function prune(ids_key, terms_key, unique_key, prefix)
+local function prune(ids_key, terms_key, unique_key, prefix, record_prefix)
   local expiry_key = expiry_of(ids_key)
   if redis.call('TYPE', expiry_key)['ok'] ~= 'zset' then return 0, {} end
+  -- due: expiring at or before now.  The record's hash is deleted here too
+  -- (redis would remove it at most a millisecond later), so that nothing
+  -- after this in the script sees a record whose index data is gone; its
+  -- streams expire on their own, at the same instant
   local gone = redis.call('ZRANGEBYSCORE', expiry_key, '-inf', now_ms())
   local dropped = {}
   for _, id in ipairs(gone) do
@@ -192,8 +196,17 @@ local function prune(ids_key, terms_key, unique_key, prefix)
     redis.pcall('HDEL', terms_key, id)
     redis.pcall('ZREM', ids_key, id)
     redis.call('ZREM', expiry_key, id)
+    redis.pcall('DEL', record_prefix .. id)
   end
   return #gone, dropped
+end
+
+-- The expiry time (ms) of a key, read before anything is written; -1 when
+-- it has none (PTTL is in every redis version; PEXPIRETIME only from 7.0).
+local function expires_at(key)
+  local left = redis.call('PTTL', key)
+  if left < 0 then return -1 end
+  return now_ms() + left
 end
 """
 
@@ -273,6 +286,8 @@ local function save_one(rkey, ids_key, terms_key, unique_key, a, checked)
 
   -- checked: from here on nothing can fail
   if existed == nil then existed = redis.call('EXISTS', rkey) == 1 end
+  local kept_at = -1
+  if ttl == '' and existed then kept_at = expires_at(rkey) end
   if nf > 0 then
     redis.call('HSET', rkey, unpack(ARGV, fields_at, fields_at + 2 * nf - 1))
   end
@@ -293,13 +308,14 @@ local function save_one(rkey, ids_key, terms_key, unique_key, a, checked)
     end
     redis.call('ZADD', expiry_key, at, id)
   elseif existed then
-    -- the record keeps its expiry; a stream written now (SET clears a
-    -- key's expiry) takes it again
-    local at = redis.call('PEXPIRETIME', rkey)
-    if at > 0 then
+    -- the record keeps its expiry: a stream written now (SET clears a
+    -- key's expiry) takes it again, and the expiry index holds it (an
+    -- index rebuilt by reindex() gets it back this way)
+    if kept_at > 0 then
       for j = 0, ns - 1 do
-        redis.call('PEXPIREAT', rkey .. ':field:' .. ARGV[ns_at + 1 + 2 * j], at)
+        redis.call('PEXPIREAT', rkey .. ':field:' .. ARGV[ns_at + 1 + 2 * j], kept_at)
       end
+      redis.call('ZADD', expiry_key, kept_at, id)
     end
   elseif nf > 0 then
     -- a new record does not expire (the expiry index may remember the id
@@ -335,7 +351,7 @@ SAVE = (
     COMMON
     + SAVE_ONE
     + r"""
-prune(KEYS[2], KEYS[3], KEYS[4], ARGV[3])
+prune(KEYS[2], KEYS[3], KEYS[4], ARGV[3], string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1]))
 local reply = save_one(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 1, {})
 return reply
 """
@@ -353,7 +369,9 @@ SAVE_MANY = (
     + r"""
 local unique_key = KEYS[3]
 if unique_key == '' then unique_key = nil end
-prune(KEYS[1], KEYS[2], unique_key, ARGV[3])
+if #KEYS > 3 then
+  prune(KEYS[1], KEYS[2], unique_key, ARGV[3], string.sub(KEYS[4], 1, #KEYS[4] - #ARGV[1]))
+end
 local checked, replies, a = {}, {}, 1
 for i = 4, #KEYS do
   replies[#replies + 1], a = save_one(KEYS[i], KEYS[1], KEYS[2], unique_key, a, checked)
@@ -406,9 +424,10 @@ return removed
 APPEND = r"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if ARGV[1] == '' then return redis.call('STRLEN', KEYS[2]) end
+-- the stream expires with its record (read before writing: PTTL cannot fail)
+local left = redis.call('PTTL', KEYS[1])
 local length = redis.call('APPEND', KEYS[2], ARGV[1])
-local at = redis.call('PEXPIRETIME', KEYS[1])
-if at > 0 then redis.call('PEXPIREAT', KEYS[2], at) end  -- the stream expires with its record
+if left > 0 then redis.call('PEXPIRE', KEYS[2], left) end
 return length
 """
 
@@ -514,7 +533,7 @@ EXPIRE = (
     COMMON
     + r"""
 local id, prefix, ttl = ARGV[1], ARGV[2], ARGV[3]
-prune(KEYS[2], KEYS[3], KEYS[4], prefix)
+prune(KEYS[2], KEYS[3], KEYS[4], prefix, string.sub(KEYS[1], 1, #KEYS[1] - #id))
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local expiry_key = expiry_of(KEYS[2])
 local wrong = wrong_type({expiry_key, 'zset'})
@@ -534,12 +553,12 @@ return 1
 )
 
 # KEYS: shard ids, shard terms[, collection unique]
-# ARGV: index prefix
+# ARGV: index prefix, record key prefix
 # Returns {records removed, claims left to release...} (see prune()).
 PRUNE = (
     COMMON
     + r"""
-local removed, dropped = prune(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+local removed, dropped = prune(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
 return {removed, unpack(dropped)}
 """
 )
