@@ -64,6 +64,7 @@ from bench_engine import (
 )
 
 from repocket import ActiveRecord, attributes, serialization
+from repocket.backends.layout import meta_patterns
 from repocket.connections import configure
 
 MODEL_MODULE = "repocket_bench"
@@ -141,7 +142,7 @@ def clean(repocket_client: redis.Redis, raw_client: redis.Redis, sizes: list[int
         record_patterns = getattr(collection, "record_patterns", None) or (
             collection.record_pattern,
         )
-        for pattern in (*record_patterns, *collection.meta_patterns):
+        for pattern in (*record_patterns, *meta_patterns(collection)):
             unlink_matching(repocket_client, pattern)
     unlink_matching(raw_client, f"{RAW_PREFIX}:*")
 

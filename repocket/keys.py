@@ -26,16 +26,16 @@ of a model spread over the cluster::
     repocket::index:{<module>:<ModelName>:<n>}:<entry>       one index entry
     repocket::terms:{<module>:<ModelName>:<n>}               remembered entries
 
-Keeping construction here (and nowhere else) is what lets the layout change
-without touching the model layer.
+This module names records (their collection, their unsharded key) and
+parses record keys, as the model layer and pointers need; the redis
+backend's own layout -- shards, index and meta keys -- is built in
+:mod:`repocket.backends.layout`.
 """
 
 from __future__ import annotations
 
 import re
-import zlib
 from dataclasses import dataclass, field
-from functools import cached_property
 
 from .errors import EnvelopeError
 
@@ -44,10 +44,6 @@ __all__ = [
     "META_PREFIX",
     "STREAM_INFIX",
     "Collection",
-    "Shard",
-    "shard_number",
-    "glob_escape",
-    "META_KINDS",
     "parse_record_key",
 ]
 
@@ -59,22 +55,6 @@ STREAM_INFIX = ":field:"
 _SHARDED_KEY = re.compile(r"^repocket:\{([^:{}]+):([^:{}]+):(\d+)\}:(.+)$", re.S)
 
 
-#: the kinds of data kept about a collection, under ``repocket::<kind>:``
-META_KINDS = ("ids", "index", "terms", "unique", "tmp", "expiry")
-
-
-def glob_escape(text: str) -> str:
-    """``text`` with redis glob characters escaped, to be matched literally."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
-def shard_number(record_id: str, shards: int) -> int:
-    """The shard a record id belongs to, out of ``shards``."""
-    if shards == 1:
-        return 0
-    return zlib.crc32(record_id.encode("utf-8", "surrogatepass")) % shards
-
-
 @dataclass(frozen=True)
 class Collection:
     """Identifies the records of one model class in storage.
@@ -82,8 +62,8 @@ class Collection:
     :param module: the ``__module__`` of the model class.
     :param name: the model class's ``__name__``.
 
-    The key methods of a collection give the single-shard layout
-    (``S = 1``); :meth:`shard` gives the keys of one shard of ``S``.
+    Its key methods give the unsharded layout (``S = 1``);
+    :mod:`repocket.backends.layout` gives the keys of a shard of ``S``.
     :param shard_count: see the attribute.
     """
 
@@ -103,37 +83,16 @@ class Collection:
         """``module.Name``, for messages."""
         return f"{self.module}.{self.name}"
 
-    def record_key(self, record_id: str, shards: int = 1) -> str:
-        """The key of the hash holding the record's fields."""
-        if shards == 1:
-            return f"{self.prefix}:{record_id}"
-        return self.shard(shard_number(record_id, shards), shards).record_key(record_id)
+    def record_key(self, record_id: str) -> str:
+        """The key of the hash holding the record's fields, in the unsharded
+        layout (a backend may shard it: ``Storage.record_key`` says where a
+        record is)."""
+        return f"{self.prefix}:{record_id}"
 
-    def stream_key(self, record_id: str, field: str, shards: int = 1) -> str:
-        """The key of the string holding one ByteStream field of a record."""
-        return f"{self.record_key(record_id, shards)}{STREAM_INFIX}{field}"
-
-    def meta_key(self, kind: str) -> str:
-        """A key for data repocket keeps about this collection (e.g. ``ids``)."""
-        return f"{META_PREFIX}{kind}:{self.module}:{self.name}"
-
-    @property
-    def unique_key(self) -> str:
-        """The hash of ``<field>:<term>`` -> id for unique fields (one per
-        collection, whatever the number of shards)."""
-        return self.meta_key("unique")
-
-    def shard(self, number: int, shards: int) -> Shard:
-        """The keys of shard ``number`` of ``shards``."""
-        return Shard(self, number, shards)
-
-    def shard_of(self, record_id: str, shards: int) -> Shard:
-        """The shard holding record ``record_id``."""
-        return Shard(self, shard_number(record_id, shards), shards)
-
-    def shards(self, shards: int) -> list[Shard]:
-        """Every shard of the collection, in order."""
-        return [Shard(self, number, shards) for number in range(shards)]
+    def stream_key(self, record_id: str, field: str) -> str:
+        """The key of the string holding one ByteStream field of a record
+        (unsharded layout)."""
+        return f"{self.record_key(record_id)}{STREAM_INFIX}{field}"
 
     def owns_key(self, key: str) -> bool:
         """Whether ``key`` is a record key of this collection (any layout)."""
@@ -142,96 +101,6 @@ class Collection:
         except EnvelopeError:
             return False
         return collection == self
-
-    @property
-    def meta_patterns(self) -> tuple[str, ...]:
-        """Glob patterns matching every meta key of this collection (any
-        layout, 0.1.0's per-record keys included), and no other key.
-
-        Each pattern starts with a kind and this collection's module and name
-        in full (glob characters escaped), so that no key of another
-        collection -- whose names may hold any user value after that point --
-        can match.
-        """
-        module, name = glob_escape(self.module), glob_escape(self.name)
-        patterns = []
-        for kind in META_KINDS:
-            patterns.append(f"{META_PREFIX}{kind}:{module}:{name}")
-            patterns.append(f"{META_PREFIX}{kind}:{module}:{name}:*")
-            patterns.append(f"{META_PREFIX}{kind}:{{{module}:{name}:*")
-        return tuple(patterns)
-
-    @property
-    def record_patterns(self) -> tuple[str, ...]:
-        """Glob patterns matching this collection's record and stream keys (any layout)."""
-        return (f"{self.prefix}:*", f"{PREFIX}:{{{self.module}:{self.name}:*}}:*")
-
-
-@dataclass(frozen=True)
-class Shard:
-    """The keys of one shard of a collection's records and index data."""
-
-    collection: Collection
-    number: int
-    shards: int
-
-    @cached_property
-    def tag(self) -> str:
-        """The hash tag every key of the shard carries (empty when ``S = 1``)."""
-        if self.shards == 1:
-            return ""
-        return f"{{{self.collection.module}:{self.collection.name}:{self.number}}}"
-
-    def _meta(self, kind: str) -> str:
-        if self.shards == 1:
-            return self.collection.meta_key(kind)
-        return f"{META_PREFIX}{kind}:{self.tag}"
-
-    @cached_property
-    def record_prefix(self) -> str:
-        """What every record key of the shard starts with (``:`` included)."""
-        if self.shards == 1:
-            return f"{self.collection.prefix}:"
-        return f"{PREFIX}:{self.tag}:"
-
-    def record_key(self, record_id: str) -> str:
-        """The key of the hash holding the record's fields."""
-        return f"{self.record_prefix}{record_id}"
-
-    def stream_key(self, record_id: str, field: str) -> str:
-        """The key of the string holding one ByteStream field of a record."""
-        return f"{self.record_prefix}{record_id}{STREAM_INFIX}{field}"
-
-    @cached_property
-    def ids_key(self) -> str:
-        """The sorted set of the shard's record ids (all scores 0: lexical order)."""
-        return self._meta("ids")
-
-    @cached_property
-    def index_prefix(self) -> str:
-        """What the key of every index entry of the shard starts with."""
-        return f"{self._meta('index')}:"
-
-    def index_key(self, name: str) -> str:
-        """The set or sorted set holding one index entry name's ids."""
-        return f"{self.index_prefix}{name}"
-
-    @cached_property
-    def terms_key(self) -> str:
-        """The hash of record id -> the index entries and claims the record
-        was last saved with, so that an update removes exactly the entries it
-        no longer has."""
-        return self._meta("terms")
-
-    @cached_property
-    def expiry_key(self) -> str:
-        """The sorted set of the shard's expiring record ids, scored by the
-        time (ms since the epoch) they expire at."""
-        return self._meta("expiry")
-
-    def temp_key(self, token: str) -> str:
-        """A short-lived key for intermediate query results."""
-        return f"{self._meta('tmp')}:{token}"
 
 
 def parse_record_key(key: str) -> tuple[Collection, str]:

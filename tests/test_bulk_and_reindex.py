@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from repocket import ActiveRecord, attributes, errors
+from repocket.backends.layout import meta_patterns
 from repocket.testing.query_models import Wizard
 
 
@@ -69,6 +70,6 @@ def test_drop_patterns_match_only_the_models_own_keys(storage) -> None:
         for key in client.scan_iter(match="repocket::*")
         if b"Victim" in key  # the victim's own meta keys
     }
-    for pattern in Note._meta.collection.meta_patterns:
+    for pattern in meta_patterns(Note._meta.collection):
         matched = set(client.scan_iter(match=pattern))
         assert not matched & victim_keys, pattern

@@ -5,13 +5,14 @@ justifies) is found, as are orphan ByteStreams and leftover temporary keys."""
 
 from __future__ import annotations
 
+from repocket.backends.layout import Shard
 from repocket.indexes import eq_name, range_name
 from repocket.testing.models import Build
 from repocket.testing.query_models import Wizard
 
 
 def _shard():
-    return Wizard._meta.collection.shard(0, 1)
+    return Shard(Wizard._meta.collection, 0, 1)
 
 
 def test_a_consistent_index_checks_ok(storage) -> None:
@@ -66,7 +67,7 @@ def test_a_record_the_id_index_does_not_list_is_missing(storage) -> None:
 def test_an_orphan_stream_and_a_leftover_temporary_key_are_stray(storage) -> None:
     build = Build.create(stdout=b"out")
     collection = Build._meta.collection
-    shard = collection.shard(0, 1)
+    shard = Shard(collection, 0, 1)
     storage.native_client.delete(shard.record_key(str(build.pk)))  # the stream stays
     storage.native_client.set(shard.temp_key("leftover"), b"x")  # no expiry
     storage.native_client.set(shard.temp_key("in-use"), b"x", px=60_000)

@@ -17,6 +17,7 @@ from redis.cluster import key_slot
 
 from repocket.async_storage import ThreadedAsyncStorage
 from repocket.backends.cluster import DEFAULT_CLUSTER_SHARDS, RedisClusterStorage
+from repocket.backends.layout import unique_key
 from repocket.cli import main
 from repocket.connections import configure
 from repocket.errors import ConfigurationError, ConflictError, UniqueViolation
@@ -38,7 +39,7 @@ def cluster_storage(redis_cluster: RedisCluster) -> Iterator[RedisClusterStorage
 
 
 def wizard_claims(storage: RedisClusterStorage) -> dict[str, str]:
-    raw = storage.native_client.hgetall(Wizard._collection.unique_key)
+    raw = storage.native_client.hgetall(unique_key(Wizard._collection))
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
@@ -150,7 +151,7 @@ def test_a_model_without_unique_fields_writes_no_claims(
     user.name = "Harry Potter"
     user.save()
     user.delete()
-    assert not cluster_storage.native_client.exists(User._collection.unique_key)
+    assert not cluster_storage.native_client.exists(unique_key(User._collection))
 
 
 def test_every_id_is_listed_once_in_order_across_shards_and_pages(
@@ -228,7 +229,7 @@ def test_a_claim_left_by_an_interrupted_save_is_repaired_by_reindex(
     claims = wizard_claims(cluster_storage)
     (holly,) = claims
     cluster_storage.native_client.hset(
-        Wizard._collection.unique_key, holly.replace("holly", "elder"), "gone"
+        unique_key(Wizard._collection), holly.replace("holly", "elder"), "gone"
     )
     with pytest.raises(UniqueViolation):
         Wizard.create(name="Draco", house="Slytherin", wand="elder")

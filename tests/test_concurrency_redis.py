@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import redis
 
+from repocket.backends.layout import record_patterns
 from repocket.backends.redis import RedisStorage
 from repocket.connections import configure
 from repocket.errors import ConflictError
@@ -126,7 +127,7 @@ def run_processes(url: str, work: Work) -> list[Any]:
 def record_keys(client: redis.Redis) -> set[str]:
     """The record keys of ``Counter`` found by a raw SCAN (not through the index)."""
     found: set[str] = set()
-    for pattern in Counter._collection.record_patterns:
+    for pattern in record_patterns(Counter._collection):
         for key in client.scan_iter(match=pattern, count=1000):
             text = key.decode()
             if STREAM_INFIX not in text:

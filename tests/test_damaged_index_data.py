@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import pytest
 
+from repocket.backends.layout import Shard
 from repocket.testing.query_models import Wizard
 
 DAMAGED = [b"{not json", b"[[1, 2, 3]]", b'"text"', b'[["odd"]]', b"\xff\xfe"]
 
 
 def _damage(storage, wizard: Wizard, text: bytes) -> None:
-    shard = Wizard._meta.collection.shard(0, 1)
+    shard = Shard(Wizard._meta.collection, 0, 1)
     storage.native_client.hset(shard.terms_key, str(wizard.pk), text)
 
 
@@ -70,7 +71,7 @@ def test_a_failing_script_is_a_storage_error_naming_the_record_and_operation(sto
 
     wizard = Wizard(name="Harry", house="Gryffindor")
     # the ids index is not a sorted set: the save script fails on ZADD
-    shard = Wizard._meta.collection.shard(0, 1)
+    shard = Shard(Wizard._meta.collection, 0, 1)
     storage.native_client.set(shard.ids_key, b"not a sorted set")
     with pytest.raises(StorageError) as caught:
         wizard.save()
@@ -88,7 +89,7 @@ def test_a_key_of_the_wrong_type_refuses_a_write_before_anything_is_written(
     from repocket.errors import StorageError
 
     wizard = Wizard.create(name="Harry", house="Gryffindor", age=17)
-    shard = Wizard._meta.collection.shard(0, 1)
+    shard = Shard(Wizard._meta.collection, 0, 1)
     # the entry a change of house (or age) would add is of the wrong kind
     storage.native_client.set(shard.index_key('eq:house:"Slytherin"'), b"x")
     storage.native_client.set(shard.index_key("range:age"), b"x")

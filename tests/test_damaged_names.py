@@ -5,13 +5,14 @@ and redis backends."""
 
 from __future__ import annotations
 
+from repocket.backends.layout import Shard
 from repocket.testing.query_models import Wizard
 
 NOT_UTF8 = b"\xff\xfe"
 
 
 def _shard():
-    return Wizard._meta.collection.shard(0, 1)
+    return Shard(Wizard._meta.collection, 0, 1)
 
 
 def test_a_hash_field_whose_name_is_not_utf8_is_ignored_like_any_unknown_field(storage) -> None:

@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 
 from repocket import ActiveRecord, attributes, serialization
 from repocket.attributes import PendingPointer
+from repocket.backends.layout import Shard
 from repocket.backends.memory import MemoryStorage
 from repocket.backends.redis import _load_terms
 from repocket.connections import configure
@@ -414,7 +415,7 @@ def test_damaged_remembered_entries_do_not_stop_save_or_delete(
     memory: MemoryStorage, raw: bytes
 ) -> None:
     wizard = Wizard.create(name="Harry", house="Gryffindor", wand=f"holly-{uuid.uuid4()}")
-    shard = Wizard._meta.collection.shard(0, 1)
+    shard = Shard(Wizard._meta.collection, 0, 1)
     memory.native_client.hset(shard.terms_key, str(wizard.pk), raw)
     wizard.house = "Slytherin"
     wizard.save()

@@ -71,6 +71,7 @@ from hypothesis.stateful import (
 )
 
 from repocket import CASCADE, SET_NULL, ActiveRecord, F, Q, attributes
+from repocket.backends.layout import Shard
 from repocket.backends.memory import MemoryStorage
 from repocket.connections import configure
 from repocket.errors import UniqueViolation
@@ -963,7 +964,7 @@ class QueryMachine(RuleBasedStateMachine):
     def no_temporary_keys_left(self) -> None:
         """Queries delete their intermediate results (abandoned iterations too)."""
         client = configure.storage().native_client
-        pattern = Specimen._collection.shard(0, 1).temp_key("*")
+        pattern = Shard(Specimen._collection, 0, 1).temp_key("*")
         assert list(client.scan_iter(match=pattern)) == []
 
     @invariant()

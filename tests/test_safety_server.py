@@ -40,6 +40,7 @@ import pytest
 import redis
 
 from repocket import ActiveRecord, attributes
+from repocket.backends.layout import record_patterns
 from repocket.connections import configure
 from repocket.errors import EnvelopeError, StorageError
 from repocket.keys import STREAM_INFIX
@@ -166,7 +167,7 @@ def test_kill_9_with_appendfsync_always_loses_no_acknowledged_write(directory: s
             acknowledged = {pk for created, _ in reports.values() for pk in created}
             stored = {
                 key.decode().rsplit(":", 1)[1]
-                for pattern in Entry._collection.record_patterns
+                for pattern in record_patterns(Entry._collection)
                 for key in client.scan_iter(match=pattern, count=1000)
                 if STREAM_INFIX not in key.decode()
             }

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from repocket.backends.layout import meta_patterns, record_patterns
 from repocket.connections import configure
 from repocket.errors import UniqueViolation
 from repocket.indexes import entries_for
@@ -120,7 +121,7 @@ def model_keys(client: Any) -> set[str]:
     """Every key of the Wizard model (records and the data kept about them)."""
     collection = Wizard._collection
     found: set[str] = set()
-    for pattern in (*collection.record_patterns, *collection.meta_patterns):
+    for pattern in (*record_patterns(collection), *meta_patterns(collection)):
         found.update(key.decode() for key in client.scan_iter(match=pattern, count=1000))
     return found
 

@@ -56,7 +56,7 @@ from ..errors import (
     StorageError,
     UniqueViolation,
 )
-from ..keys import META_PREFIX, PREFIX, STREAM_INFIX, Collection, Shard, glob_escape
+from ..keys import META_PREFIX, PREFIX, STREAM_INFIX, Collection
 from ..storage import (
     AllIds,
     FieldSwap,
@@ -70,6 +70,7 @@ from ..storage import (
     redact_secrets,
     redact_url,
 )
+from .layout import Shard, glob_escape, unique_key
 from .redis import (
     _APPEND,
     _DELETE,
@@ -440,7 +441,7 @@ class RedisClusterStorage(RedisStorage):
         replies: list[Any] = [None] * len(calls)
         if not wanted:
             return replies
-        key = collection.unique_key
+        key = unique_key(collection)
         script_calls = [([key], [record_id, *_flat(claims)]) for _, record_id, claims in wanted]
         for (i, _, _), reply in zip(wanted, self._pipelined(_CLAIM, script_calls), strict=True):
             replies[i] = reply
@@ -450,7 +451,7 @@ class RedisClusterStorage(RedisStorage):
         """Release claims (flat field/term lists), each only if it still names
         its record: a claim another record took meanwhile stays its own."""
         script_calls = [
-            ([collection.unique_key], [record_id, *flat]) for record_id, flat in calls if flat
+            ([unique_key(collection)], [record_id, *flat]) for record_id, flat in calls if flat
         ]
         if script_calls:
             self._pipelined(_RELEASE, script_calls)

@@ -64,7 +64,7 @@ from ..errors import (
     StorageError,
     UniqueViolation,
 )
-from ..keys import PREFIX, STREAM_INFIX, Collection, Shard, glob_escape, shard_number
+from ..keys import PREFIX, STREAM_INFIX, Collection
 from ..registry import model_for_collection
 from ..storage import (
     AllIds,
@@ -87,6 +87,14 @@ from ..storage import (
 )
 from ..text import as_text
 from . import scripts
+from .layout import (
+    Shard,
+    glob_escape,
+    meta_patterns,
+    shard_number,
+    shards_of,
+    unique_key,
+)
 
 __all__ = ["RedisStorage"]
 
@@ -340,7 +348,9 @@ class RedisStorage(Storage):
     def _shards(self, collection: Collection) -> list[Shard]:
         found = self._shard_cache.get(collection)
         if found is None:
-            found = self._shard_cache[collection] = collection.shards(self._shard_count(collection))
+            found = self._shard_cache[collection] = shards_of(
+                collection, self._shard_count(collection)
+            )
         return found
 
     def _shard_count(self, collection: Collection) -> int:
@@ -523,7 +533,7 @@ class RedisStorage(Storage):
         args.append("" if write.ttl is None else _ttl_ms(write.ttl))
         args.append(len(write.stream_fields))
         args.extend(write.stream_fields)
-        return [record_key, shard.ids_key, shard.terms_key, collection.unique_key], args
+        return [record_key, shard.ids_key, shard.terms_key, unique_key(collection)], args
 
     def _check_save_reply(self, write: RecordWrite, key: str, reply: Any) -> None:
         status = reply[0]
@@ -569,9 +579,9 @@ class RedisStorage(Storage):
                 args.append(claim.field)
                 args.append(claim.term)
         with self._errors(f"update {key}"):
-            reply = self._run(_SWAP, [key, shard.terms_key, swap.collection.unique_key], args)
+            reply = self._run(_SWAP, [key, shard.terms_key, unique_key(swap.collection)], args)
             if _held(reply) and self._expired_elsewhere(swap.collection, own_shard=True):
-                reply = self._run(_SWAP, [key, shard.terms_key, swap.collection.unique_key], args)
+                reply = self._run(_SWAP, [key, shard.terms_key, unique_key(swap.collection)], args)
         status = reply[0]
         if status == b"ok":
             return None
@@ -591,7 +601,7 @@ class RedisStorage(Storage):
         with self._errors(f"delete {key}"):
             removed = self._run(
                 _DELETE,
-                [key, shard.ids_key, shard.terms_key, collection.unique_key],
+                [key, shard.ids_key, shard.terms_key, unique_key(collection)],
                 [record_id, shard.index_prefix, *streams],
             )
         if isinstance(removed, list):
@@ -812,7 +822,7 @@ class RedisStorage(Storage):
         return pipe
 
     def _prune_keys(self, shard: Shard) -> list[Any]:
-        keys = [shard.ids_key, shard.terms_key, shard.collection.unique_key]
+        keys = [shard.ids_key, shard.terms_key, unique_key(shard.collection)]
         return [len(keys), *keys]
 
     def _execute(self, pipe: Any) -> list[Any]:
@@ -840,7 +850,7 @@ class RedisStorage(Storage):
             return super().set_expiry(collection, record_id, streams, ttl)
         shard = self._shard(collection, record_id)
         key = shard.record_key(record_id)
-        keys = [key, shard.ids_key, shard.terms_key, collection.unique_key]
+        keys = [key, shard.ids_key, shard.terms_key, unique_key(collection)]
         args = [record_id, shard.index_prefix, "" if ttl is None else _ttl_ms(ttl), *streams]
         with self._errors(f"set the expiry of {key}"):
             reply = self._run(_EXPIRE, keys, args)
@@ -1266,7 +1276,7 @@ class RedisStorage(Storage):
 
     def drop_index(self, collection: Collection) -> None:
         with self._errors(f"drop the index of {collection.label}"):
-            for pattern in collection.meta_patterns:
+            for pattern in meta_patterns(collection):
                 self._unlink_matching(pattern)
 
     def clear(self) -> None:
