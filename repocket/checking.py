@@ -56,6 +56,10 @@ class IndexReport:
         record, a temporary query result without an expiry).
     :param counts: how many of each kind were found, when more were found
         than listed (``{"orphan_entries": 12345}``).
+    :param orphan_claims: ``(field, term, holder id)`` of unique claims no
+        stored record justifies (left by an interrupted write on a cluster,
+        or by damage): they would refuse the value to every other record.
+        ``repocket reindex`` rebuilds the claims.
     :param undeclared_fields: stored field name -> how many records hold it,
         for fields the model no longer declares (a field removed or renamed).
         Not an inconsistency: such values are kept untouched on save, and
@@ -68,6 +72,7 @@ class IndexReport:
     orphans: list[str] = field(default_factory=list)
     orphan_entries: list[tuple[str, str]] = field(default_factory=list)
     stray_keys: list[str] = field(default_factory=list)
+    orphan_claims: list[tuple[str, str, str]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     undeclared_fields: dict[str, int] = field(default_factory=dict)
 
@@ -75,7 +80,12 @@ class IndexReport:
     def ok(self) -> bool:
         """True when the index matches the records exactly."""
         return not (
-            self.missing or self.stale or self.orphans or self.orphan_entries or self.stray_keys
+            self.missing
+            or self.stale
+            or self.orphans
+            or self.orphan_entries
+            or self.stray_keys
+            or self.orphan_claims
         )
 
     def count(self, kind: str) -> int:
@@ -153,6 +163,18 @@ def check_index(
     # 4. keys nothing should hold
     for key in storage.iter_stray_keys(collection, batch_size):
         report._add("stray_keys", key)
+
+    # 5. the unique claims -> the records holding them
+    for claims in _batched(storage.iter_claims(collection, batch_size), batch_size):
+        holders = list(dict.fromkeys(holder for _, holder in claims))
+        held: dict[str, frozenset[Any]] = {}
+        loaded = load_many(model, holders, with_pointers=False)
+        for record_id, record in zip(holders, loaded, strict=True):
+            if record is not None:
+                held[record_id] = entries_for(model, record._values)[1]
+        for claim, holder in claims:
+            if claim not in held.get(holder, frozenset()):
+                report._add("orphan_claims", (claim.field, claim.term, holder))
     return report
 
 

@@ -264,6 +264,10 @@ def check(url: str, imports: tuple[str, ...], model_names: tuple[str, ...]) -> N
             f"{report.count('orphan_entries')} orphaned entries, "
             f"{report.count('stray_keys')} stray keys"
         )
+        for field_name, term, holder in report.orphan_claims[:10]:
+            click.echo(f"  orphaned claim: {field_name}={term} -> {holder}")
+        if report.count("orphan_claims") > 10:
+            click.echo(f"  ... {report.count('orphan_claims') - 10} more orphaned claims")
         for name, holders in sorted(report.undeclared_fields.items()):
             click.echo(f"  undeclared field: {name} (held by {holders} record(s); kept on save)")
         for kind, attribute in (

@@ -572,6 +572,15 @@ class Storage(abc.ABC):
         nothing."""
         return iter(())
 
+    def iter_claims(
+        self, collection: Collection, batch_size: int = 500
+    ) -> Iterator[tuple[UniqueClaim, str]]:
+        """Yield every unique claim the collection's claim structure holds,
+        with the id of the record holding it (for ``check()``: a claim no
+        stored record justifies is left over).  The default (a backend whose
+        claims cannot outlive their record) yields nothing."""
+        return iter(())
+
     def iter_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
         """Yield the id of every record of a collection, each once, in batches."""
         return self.iter_query_ids(collection, AllIds(), None, batch_size)

@@ -5,7 +5,7 @@ justifies) is found, as are orphan ByteStreams and leftover temporary keys."""
 
 from __future__ import annotations
 
-from repocket.backends.layout import Shard
+from repocket.backends.layout import Shard, unique_key
 from repocket.indexes import eq_name, range_name
 from repocket.testing.models import Build
 from repocket.testing.query_models import Wizard
@@ -91,3 +91,22 @@ def test_check_reports_progress_per_batch(storage) -> None:
     seen: list[int] = []
     Wizard.objects.check(batch_size=2, progress=seen.append)
     assert sum(seen) == 5 and max(seen) <= 2
+
+
+def test_a_claim_no_record_justifies_is_an_orphan_claim(storage) -> None:
+    # a claim left by a write that stopped between its steps (on a cluster,
+    # claims are taken before the record is written), or by damage
+    harry = Wizard.create(name="Harry", house="Gryffindor", age=17, wand="holly")
+    client = storage.native_client
+    client.hset(unique_key(Wizard._meta.collection), "wand:\"elder\"", str(harry.pk))
+    client.hset(unique_key(Wizard._meta.collection), "wand:\"yew\"", "gone")
+    report = Wizard.objects.check()
+    assert sorted(report.orphan_claims) == [
+        ("wand", '"elder"', str(harry.pk)),
+        ("wand", '"yew"', "gone"),
+    ]
+    assert not report.ok
+    assert report.stale == []  # the record itself is indexed right
+    Wizard.objects.reindex()
+    assert Wizard.objects.check().ok
+    assert Wizard.create(name="Tom", house="Slytherin", age=16, wand="yew").wand == "yew"

@@ -1242,6 +1242,15 @@ class RedisStorage(Storage):
                             for member, score in self._client.zscan_iter(key, count=batch_size):
                                 yield _text(member), IndexEntry(name, float(score))
 
+    def iter_claims(
+        self, collection: Collection, batch_size: int = 500
+    ) -> Iterator[tuple[UniqueClaim, str]]:
+        key = unique_key(collection)
+        with self._errors(f"read the unique claims of {collection.label}", resend=True):
+            for claim, holder in self._client.hscan_iter(key, count=batch_size):
+                field, _, term = _text(claim).partition(":")
+                yield UniqueClaim(field, term), _text(holder)
+
     def iter_stray_keys(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
         """ByteStream keys whose record hash is gone, keys under the model's
         prefix whose names are not UTF-8 (repocket writes none), and
