@@ -1,35 +1,15 @@
-"""The one place where repocket's storage key names are built and parsed.
+"""Record names: the collection a model's records belong to, and their keys.
 
-The layout is the one repocket 0.0.1 documented, so data written by either
-stays readable by both::
+Records keep the layout repocket 0.0.1 documented, so data written by
+either stays readable by both::
 
     repocket:<model module>:<ModelName>:<id>                 record hash
     repocket:<model module>:<ModelName>:<id>:field:<name>    ByteStream string
 
-Data that repocket keeps *about* records (the id index, secondary indexes,
-unique claims) lives under ``repocket::<kind>:...``.  The empty segment after
-``repocket:`` can never be a Python module name, so these keys can never
-collide with a record key, while everything stays under the ``repocket:``
-prefix (one ACL key pattern, ``~repocket:*``, covers all of it).
-
-Shards.  A collection's index data may be split into ``S`` shards; record
-``id`` belongs to shard ``crc32(id) % S``.  With ``S = 1`` (a single server,
-the default) the names above are used unchanged.  With ``S > 1`` every key of
-shard ``n`` carries the hash tag ``{<module>:<ModelName>:<n>}``, so that a
-record, its ByteStreams and the index data its entries go to share one Redis
-Cluster hash slot (and one write script touches one slot), while the shards
-of a model spread over the cluster::
-
-    repocket:{<module>:<ModelName>:<n>}:<id>                 record hash
-    repocket:{<module>:<ModelName>:<n>}:<id>:field:<name>    ByteStream string
-    repocket::ids:{<module>:<ModelName>:<n>}                 the shard's ids
-    repocket::index:{<module>:<ModelName>:<n>}:<entry>       one index entry
-    repocket::terms:{<module>:<ModelName>:<n>}               remembered entries
-
-This module names records (their collection, their unsharded key) and
-parses record keys, as the model layer and pointers need; the redis
-backend's own layout -- shards, index and meta keys -- is built in
-:mod:`repocket.backends.layout`.
+A backend may shard a model's records: the redis backend's layout (hash
+tags ``{<module>:<ModelName>:<n>}``, the index and meta keys under
+``repocket::<kind>:``) is built in :mod:`repocket.backends.layout`.  This
+module also parses record keys of either layout, as pointers store them.
 """
 
 from __future__ import annotations
