@@ -83,6 +83,7 @@ ASYNC_ITERATORS: tuple[str, ...] = (
     "iter_query_ids",
     "iter_index_members",
     "iter_stray_keys",
+    "iter_claims",
     "iter_ids",
 )
 #: How many items an iterator run in a thread or a bridge hands over at once.
@@ -244,6 +245,12 @@ class AsyncStorage(abc.ABC):
     @abc.abstractmethod
     def iter_stray_keys(self, collection: Collection, batch_size: int = 500) -> AsyncIterator[str]:
         """:meth:`Storage.iter_stray_keys <repocket.storage.Storage.iter_stray_keys>`, async."""
+
+    @abc.abstractmethod
+    def iter_claims(
+        self, collection: Collection, batch_size: int = 500
+    ) -> AsyncIterator[tuple[UniqueClaim, str]]:
+        """:meth:`Storage.iter_claims <repocket.storage.Storage.iter_claims>`, async."""
 
     @abc.abstractmethod
     def iter_ids(self, collection: Collection, batch_size: int = 500) -> AsyncIterator[str]:

@@ -98,8 +98,8 @@ def test_a_claim_no_record_justifies_is_an_orphan_claim(storage) -> None:
     # claims are taken before the record is written), or by damage
     harry = Wizard.create(name="Harry", house="Gryffindor", age=17, wand="holly")
     client = storage.native_client
-    client.hset(unique_key(Wizard._meta.collection), "wand:\"elder\"", str(harry.pk))
-    client.hset(unique_key(Wizard._meta.collection), "wand:\"yew\"", "gone")
+    client.hset(unique_key(Wizard._meta.collection), 'wand:"elder"', str(harry.pk))
+    client.hset(unique_key(Wizard._meta.collection), 'wand:"yew"', "gone")
     report = Wizard.objects.check()
     assert sorted(report.orphan_claims) == [
         ("wand", '"elder"', str(harry.pk)),
