@@ -18,8 +18,9 @@ async client, or a worker thread for SQLite).
 
 Each test asserts that it went through that path: an async twin was called
 and storage was reached through the awaiting storage, of the kind the
-backend should give.  A few tests cannot run this way; they are listed in
-:data:`NOT_THROUGH_ASYNC` with the reason.
+backend should give.  The tests that replace storage methods to simulate
+lost replies are given the storage object the loop's async API calls
+(:data:`LOOP_STORAGE`).
 """
 
 from __future__ import annotations
@@ -60,20 +61,24 @@ T = TypeVar("T")
 # a bound on any one wait for the loop, never a timing assertion
 WAIT = 60.0
 
-#: Tests of the suite that do not run through the async API on redis and
-#: memory, and why.  They simulate a lost reply by replacing ``save_record``
-#: / ``save_records`` on the sync storage object.  On redis and memory the
-#: async API calls a copy of that object made for the event loop (over the
-#: async client), which does not see a replacement made later and keeps one
-#: made earlier.  On SQLite (calls run in a worker thread on the object
-#: itself) they do run through the async API; the retries they check are
-#: decided in the one model layer, the same code for every backend.
-NOT_THROUGH_ASYNC = {
+#: Tests of the suite that simulate a lost reply by replacing ``save_record``
+#: / ``save_records`` on the storage they are given.  On redis and memory the
+#: async API calls a copy of the configured storage made for the event loop
+#: (over the async client), so these tests are given that copy; on SQLite
+#: (calls run in a worker thread on the object itself) nothing changes.
+LOOP_STORAGE = {
     "test_a_create_that_failed_after_sending_keeps_its_id_and_stamps",
     "test_a_create_retried_after_a_lost_reply_is_stored_once",
     "test_a_bulk_create_retried_after_a_lost_reply_stores_each_record_once",
     "test_a_create_retried_after_a_lost_request_is_stored_once",
 }
+
+
+async def _loop_storage() -> Storage:
+    """The storage object the running loop's async API calls."""
+    async_storage = configure.async_storage()
+    assert isinstance(async_storage, BridgedAsyncStorage)
+    return async_storage.storage
 
 
 class EventLoopThread:
@@ -271,8 +276,11 @@ class AsyncAPISuite(*MODEL_LEVEL_PARTS):  # type: ignore[misc]
         event_loop_thread: EventLoopThread,
     ) -> Iterator[Routing]:
         name = request.node.originalname
-        if name in NOT_THROUGH_ASYNC and expected_async_storage(storage) is BridgedAsyncStorage:
-            pytest.skip("runs only through the sync API; see NOT_THROUGH_ASYNC")
+        if name in LOOP_STORAGE and expected_async_storage(storage) is BridgedAsyncStorage:
+            # the test replaces storage methods: it is given the storage
+            # object the async API calls on the loop (the backend's copy
+            # over the async client), so that it replaces those
+            request.node.funcargs["storage"] = event_loop_thread.run(_loop_storage())
         routing = Routing()
         runner = event_loop_thread
         # not the test's monkeypatch: a test calling its undo() must keep these
