@@ -75,26 +75,20 @@ class RelatedRecords:
     """The reverse side of a pointer: ``target.<related_name>`` is the query
     of the records whose pointer names ``target``."""
 
-    def __init__(self, holder: type[ActiveRecord], field: str) -> None:
+    def __init__(self, holder: type[ActiveRecord], field: str, name: str) -> None:
         self.holder = holder
         self.field = field
+        self.name = name  # the related_name it is installed under
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
         if instance._values[type(instance)._meta.primary_key] is None:
             raise errors.UnsavedRecordError(
-                f"{type(instance).__name__}.{self.name_on(type(instance))} needs a saved "
-                f"record; save it first"
+                f"{type(instance).__name__}.{self.name} needs a saved record; save it first"
             )
         result: ResultSet[Any] = self.holder.objects.filter(**{self.field: instance})
         return result
-
-    def name_on(self, owner: type) -> str:
-        for name, value in vars(owner).items():
-            if value is self:
-                return name
-        return "<related>"
 
     def __repr__(self) -> str:
         return f"<related {self.holder.__name__}.{self.field}>"
@@ -158,7 +152,7 @@ def install_related(model: type[ActiveRecord]) -> None:
                     f"{holder.__name__}.{name}: related_name={related!r} would hide "
                     f"{target.__name__}.{related}"
                 )
-            type.__setattr__(target, related, RelatedRecords(holder, name))
+            type.__setattr__(target, related, RelatedRecords(holder, name, related))
 
 
 def delete_with_relations(*records: ActiveRecord) -> int:

@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from repocket.backends.layout import shard_of
 from repocket.connections import configure
 from repocket.testing.query_models import Wizard
 from repocket.testing.suite.queries import create_wizards, names
@@ -138,3 +139,20 @@ def test_check_finds_stale_and_orphaned_index_data(wizards) -> None:
     Wizard.objects.reindex()
     assert Wizard.objects.check().ok
     assert names(Wizard.objects.filter(house="Hufflepuff")) == ["Harry Potter"]
+
+
+@pytest.mark.parametrize("shards", [1, 4])
+def test_an_expiring_record_is_kept_in_its_shards_expiry_index(shards: int) -> None:
+    # the scripts name the expiry index after the shard's id index; the
+    # layout module names it too: the two must agree
+    storage = configure.from_url(f"memory://?shards={shards}")
+    try:
+        harry = Wizard.create(name="Harry", house="Gryffindor", age=17)
+        harry.expire(60)
+        shard = shard_of(Wizard._meta.collection, str(harry.pk), shards)
+        client = storage.native_client
+        assert client.zscore(shard.expiry_key, str(harry.pk)) is not None
+        harry.persist()
+        assert not client.exists(shard.expiry_key)
+    finally:
+        configure.reset()

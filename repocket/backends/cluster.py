@@ -70,6 +70,7 @@ from ..storage import (
     redact_secrets,
     redact_url,
 )
+from ..text import as_text
 from .layout import Shard, glob_escape, unique_key
 from .redis import (
     _APPEND,
@@ -85,7 +86,6 @@ from .redis import (
     _score_text,
     _scored,
     _Script,
-    _text,
     _text_keys,
     _unique_violation,
     _with_defaults,
@@ -414,13 +414,13 @@ class RedisClusterStorage(RedisStorage):
             refused = [i for i, reply in enumerate(replies) if _refused(reply)]
             if not refused:
                 return replies
-            holders = [_text(replies[i][3]) for i in refused]
+            holders = [as_text(replies[i][3]) for i in refused]
             stored = self.read_index_entries(collection, holders)
             unsettled = [
                 i
                 for i, terms in zip(refused, stored, strict=True)
                 if terms is None
-                or UniqueClaim(_text(replies[i][1]), _text(replies[i][2])) not in terms[1]
+                or UniqueClaim(as_text(replies[i][1]), as_text(replies[i][2])) not in terms[1]
             ]
             if not unsettled or time.monotonic() >= deadline:
                 return replies
@@ -711,7 +711,7 @@ class RedisClusterStorage(RedisStorage):
     def _shard_ids_from(self, shard: Shard, page: list[Any], batch_size: int) -> Iterator[str]:
         """A shard's ids: ``page`` (its first), then the pages after it."""
         while True:
-            yield from (_text(record_id) for record_id in page)
+            yield from (as_text(record_id) for record_id in page)
             if len(page) < batch_size:
                 return
             start = b"(" + (page[-1] if isinstance(page[-1], bytes) else page[-1].encode())
@@ -939,10 +939,10 @@ class RedisClusterStorage(RedisStorage):
                         continue
                     if kind == "set":
                         for member in self._cluster.sscan_iter(key, count=batch_size):
-                            yield _text(member), IndexEntry(name)
+                            yield as_text(member), IndexEntry(name)
                     else:
                         for member, score in self._cluster.zscan_iter(key, count=batch_size):
-                            yield _text(member), IndexEntry(name, float(score))
+                            yield as_text(member), IndexEntry(name, float(score))
 
     def iter_stray_keys(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
         """As on one server (ByteStreams whose record is gone, names that are
@@ -951,7 +951,7 @@ class RedisClusterStorage(RedisStorage):
             streams: list[str] = []
             for key, rest in self._scan_tagged(collection, f"{PREFIX}:", batch_size):
                 if rest is None:
-                    yield _text(key)
+                    yield as_text(key)
                 elif STREAM_INFIX in rest:
                     streams.append(key.decode("utf-8"))
                 if len(streams) >= batch_size:
@@ -960,7 +960,7 @@ class RedisClusterStorage(RedisStorage):
             yield from self._orphan_streams(streams)
             for key, _ in self._scan_tagged(collection, f"{META_PREFIX}tmp:", batch_size):
                 if self._cluster.pttl(key) == -1:
-                    yield _text(key)
+                    yield as_text(key)
 
     def _orphan_streams(self, streams: Sequence[str]) -> list[str]:
         """The stream keys among ``streams`` whose record hash is gone."""

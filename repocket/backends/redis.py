@@ -733,7 +733,7 @@ class RedisStorage(Storage):
                         shard.ids_key, start, b"+", start=0, num=batch_size
                     )
             for record_id in page:
-                yield _text(record_id)
+                yield as_text(record_id)
             if len(page) < batch_size:
                 return
             start = b"(" + _bytes(page[-1])
@@ -794,7 +794,7 @@ class RedisStorage(Storage):
         if any(int(replies[at]) for at in counts):
             return None
         if len(shards) == 1:
-            return [_text(member) for member in replies[marks[0]]]
+            return [as_text(member) for member in replies[marks[0]]]
         merged = _merge_scored([_scored(replies[at]) for at in marks], order)
         return [record_id for _, record_id in itertools.islice(merged, offset, stop)]
 
@@ -898,7 +898,7 @@ class RedisStorage(Storage):
             pipe, shard, plan, order, offset, None if limit is None else offset + limit
         )
         replies = self._execute(pipe)
-        return [_text(member) for member in replies[at]]
+        return [as_text(member) for member in replies[at]]
 
     def _queue_page(
         self,
@@ -1054,7 +1054,7 @@ class RedisStorage(Storage):
             *guarded, total, page = self._execute(pipe)[first:]
         if total > limit or any(guarded):
             return None
-        ids = [_text(member) for member in page]
+        ids = [as_text(member) for member in page]
         if order is None:
             ids.sort()  # without an order, results come in the order of their ids
         return ids
@@ -1076,7 +1076,7 @@ class RedisStorage(Storage):
                 if scored:
                     yield from _scored(page)
                 else:
-                    yield from (_text(member) for member in page)
+                    yield from (as_text(member) for member in page)
                 if taken >= total:
                     return
                 with self._errors(f"read the results of a query on {collection.label}"):
@@ -1163,7 +1163,7 @@ class RedisStorage(Storage):
                 for key in self._client.scan_iter(match=pattern, count=batch_size):
                     if not _is_utf8(key):
                         continue  # not repocket's: iter_stray_keys reports it
-                    text = _text(key)
+                    text = as_text(key)
                     if STREAM_INFIX not in text:
                         yield text[len(shard.record_prefix) :]
 
@@ -1234,13 +1234,13 @@ class RedisStorage(Storage):
                 pattern = glob_escape(shard.index_prefix) + "*"
                 for kind in ("set", "zset"):
                     for key in self._client.scan_iter(match=pattern, count=batch_size, _type=kind):
-                        name = _text(key)[len(shard.index_prefix) :]
+                        name = as_text(key)[len(shard.index_prefix) :]
                         if kind == "set":
                             for member in self._client.sscan_iter(key, count=batch_size):
-                                yield _text(member), IndexEntry(name)
+                                yield as_text(member), IndexEntry(name)
                         else:
                             for member, score in self._client.zscan_iter(key, count=batch_size):
-                                yield _text(member), IndexEntry(name, float(score))
+                                yield as_text(member), IndexEntry(name, float(score))
 
     def iter_claims(
         self, collection: Collection, batch_size: int = 500
@@ -1248,8 +1248,8 @@ class RedisStorage(Storage):
         key = unique_key(collection)
         with self._errors(f"read the unique claims of {collection.label}", resend=True):
             for claim, holder in self._client.hscan_iter(key, count=batch_size):
-                field, _, term = _text(claim).partition(":")
-                yield UniqueClaim(field, term), _text(holder)
+                field, _, term = as_text(claim).partition(":")
+                yield UniqueClaim(field, term), as_text(holder)
 
     def iter_stray_keys(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
         """ByteStream keys whose record hash is gone, keys under the model's
@@ -1261,9 +1261,9 @@ class RedisStorage(Storage):
                 prefix = glob_escape(shard.record_prefix) + "*"
                 for key in self._client.scan_iter(match=prefix, count=batch_size):
                     if not _is_utf8(key):
-                        yield _text(key)
+                        yield as_text(key)
                 streams = (
-                    _text(key)
+                    as_text(key)
                     for key in self._client.scan_iter(
                         match=glob_escape(shard.record_prefix) + "*" + STREAM_INFIX + "*",
                         count=batch_size,
@@ -1281,7 +1281,7 @@ class RedisStorage(Storage):
                 )
                 for key in temps:
                     if self._client.pttl(key) == -1:
-                        yield _text(key)
+                        yield as_text(key)
 
     def drop_index(self, collection: Collection) -> None:
         with self._errors(f"drop the index of {collection.label}"):
@@ -1368,7 +1368,7 @@ def _pop_shards(url: str, shards: Any) -> tuple[str, int]:
 
 
 def _wrong_type(action: str, reply: Any) -> StorageError:
-    key, found, wanted = (_text(part) for part in reply[1:4])
+    key, found, wanted = (as_text(part) for part in reply[1:4])
     return StorageError(
         f"cannot {action}: {key} holds a {found}, where repocket keeps a {wanted}; "
         f"nothing was written (was the key written by something else?)"
@@ -1376,7 +1376,7 @@ def _wrong_type(action: str, reply: Any) -> StorageError:
 
 
 def _unique_violation(label: str, reply: Any) -> UniqueViolation:
-    field, term, holder = _text(reply[1]), _text(reply[2]), _text(reply[3])
+    field, term, holder = as_text(reply[1]), as_text(reply[2]), as_text(reply[3])
     return UniqueViolation(
         f"{label}.{field} must be unique; record {holder} already holds that value",
         claim=UniqueClaim(field, term),
@@ -1415,7 +1415,7 @@ def _unguarded(plan: Plan) -> tuple[Plan, list[str]]:
 def _scored(page: Iterable[Any]) -> Iterator[tuple[float, str]]:
     """``(score, id)`` pairs of a ``WITHSCORES`` reply."""
     for member, score in page:
-        yield float(score), _text(member)
+        yield float(score), as_text(member)
 
 
 def _merge_scored(
@@ -1503,7 +1503,7 @@ def _text_keys(fields: dict[Any, Any] | list[Any]) -> dict[str, Any]:
         if len(_NAMES) > 10_000:
             _NAMES.clear()
         for name in fields:
-            _NAMES[name] = _text(name)
+            _NAMES[name] = as_text(name)
         return dict(zip(map(_NAMES.__getitem__, fields), fields.values(), strict=True))
 
 
@@ -1540,6 +1540,3 @@ def _is_utf8(value: bytes) -> bool:
 
 def _bytes(value: str | bytes) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else value
-
-
-_text = as_text  # (the name the backend's code uses)
