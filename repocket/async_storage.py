@@ -64,6 +64,7 @@ ASYNC_CALLS: tuple[str, ...] = (
     "append_to_stream",
     "query_ids",
     "query_ids_unless",
+    "query_records",
     "count_ids",
     "count_ids_unless",
     "count_records",
@@ -81,6 +82,7 @@ ASYNC_CALLS: tuple[str, ...] = (
 ASYNC_ITERATORS: tuple[str, ...] = (
     "iter_stored_ids",
     "iter_query_ids",
+    "iter_query_records",
     "iter_index_members",
     "iter_stray_keys",
     "iter_claims",
@@ -88,6 +90,8 @@ ASYNC_ITERATORS: tuple[str, ...] = (
 )
 #: How many items an iterator run in a thread or a bridge hands over at once.
 _ITERATOR_BATCH = 500
+#: ... except for iterators whose items are batches already: one at a time.
+_BATCH_ITERATORS = frozenset({"iter_query_records"})
 
 
 class AsyncStorage(abc.ABC):
@@ -168,6 +172,20 @@ class AsyncStorage(abc.ABC):
         awaited."""
 
     @abc.abstractmethod
+    async def query_records(
+        self,
+        collection: Collection,
+        plan: Plan,
+        order: Order | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+        streams: Sequence[str] = (),
+        guard: Plan | None = None,
+    ) -> list[StoredRecord] | None:
+        """:meth:`Storage.query_records <repocket.storage.Storage.query_records>`,
+        awaited."""
+
+    @abc.abstractmethod
     async def count_ids(self, collection: Collection, plan: Plan) -> int:
         """:meth:`Storage.count_ids <repocket.storage.Storage.count_ids>`, awaited."""
 
@@ -234,6 +252,18 @@ class AsyncStorage(abc.ABC):
         self, collection: Collection, plan: Plan, order: Order | None = None, batch_size: int = 500
     ) -> AsyncIterator[str]:
         """:meth:`Storage.iter_query_ids <repocket.storage.Storage.iter_query_ids>`, async."""
+
+    @abc.abstractmethod
+    def iter_query_records(
+        self,
+        collection: Collection,
+        plan: Plan,
+        order: Order | None = None,
+        batch_size: int = 500,
+        streams: Sequence[str] = (),
+    ) -> AsyncIterator[list[StoredRecord]]:
+        """:meth:`Storage.iter_query_records
+        <repocket.storage.Storage.iter_query_records>`, async."""
 
     @abc.abstractmethod
     def iter_index_members(
@@ -322,12 +352,14 @@ def _threaded_call(name: str) -> Callable[..., Awaitable[Any]]:
 
 
 def _threaded_iterator(name: str) -> Callable[..., AsyncIterator[Any]]:
+    size = _handover(name)
+
     async def iterate(self: ThreadedAsyncStorage, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         iterator = await asyncio.to_thread(
             lambda: iter(getattr(self.storage, name)(*args, **kwargs))
         )
         try:
-            while batch := await asyncio.to_thread(_take, iterator):
+            while batch := await asyncio.to_thread(_take, iterator, size):
                 for item in batch:
                     yield item
         finally:
@@ -342,8 +374,13 @@ def _threaded_iterator(name: str) -> Callable[..., AsyncIterator[Any]]:
     return iterate
 
 
-def _take(iterator: Iterator[Any]) -> list[Any]:
-    return list(itertools.islice(iterator, _ITERATOR_BATCH))
+def _take(iterator: Iterator[Any], size: int) -> list[Any]:
+    return list(itertools.islice(iterator, size))
+
+
+def _handover(name: str) -> int:
+    """How many items the iterator ``name`` hands over at once."""
+    return 1 if name in _BATCH_ITERATORS else _ITERATOR_BATCH
 
 
 _complete(ThreadedAsyncStorage, _threaded_call, _threaded_iterator)
@@ -376,10 +413,12 @@ def _bridged_call(name: str) -> Callable[..., Awaitable[Any]]:
 
 
 def _bridged_iterator(name: str) -> Callable[..., AsyncIterator[Any]]:
+    size = _handover(name)
+
     async def iterate(self: BridgedAsyncStorage, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         iterator = iter(getattr(self.storage, name)(*args, **kwargs))  # a generator: no I/O yet
         try:
-            while batch := await run_sync(_take, iterator):
+            while batch := await run_sync(_take, iterator, size):
                 for item in batch:
                     yield item
         finally:

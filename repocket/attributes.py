@@ -317,6 +317,14 @@ class Attribute(Generic[_T]):
                 value=value,
             ) from exc
 
+    def key_text(self, value: Any, model_name: str) -> str:
+        """The text of a value of this primary-key field as record keys
+        hold it (:meth:`clean` first, so a bad value raises the same error).
+
+        :raises ValidationError: naming ``model_name.field`` and the value.
+        """
+        return str(self.clean(value, model_name))
+
     def on_save(self, value: Any) -> Any:
         """The value to store at save time; :class:`DateTime` stamps ``auto_now``."""
         return value
@@ -968,6 +976,14 @@ class UUID(Attribute[_T]):
         ) -> None: ...
         def __init__(self, null: bool = False, **options: Unpack[_Options]) -> None: ...
 
+    def key_text(self, value: Any, model_name: str) -> str:
+        # ids come back as text by the thousand (get_many): text already in
+        # the canonical form, which str(UUID(text)) would give back, is taken
+        # as it is
+        if value.__class__ is str and _canonical_uuid(value):
+            return value
+        return super().key_text(value, model_name)
+
     @classmethod
     def cast(cls, value: Any) -> _uuid.UUID:
         if isinstance(value, _uuid.UUID):
@@ -1275,6 +1291,11 @@ class Pointer(Attribute[_T]):
                 f"{model_name}.{self.name} points to an unsaved "
                 f"{type(value).__name__} ({value!r}); save it first"
             )
+
+
+_canonical_uuid = re.compile(
+    "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII
+).fullmatch
 
 
 def _uuid_from_text(text: str) -> _uuid.UUID:

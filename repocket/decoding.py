@@ -26,6 +26,7 @@ from typing import Any
 
 from . import serialization
 from .attributes import Attribute
+from .storage import ByteNamedFields
 
 __all__ = ["Decoder", "compile_decoder"]
 
@@ -47,7 +48,7 @@ def _slow(field: Attribute, name: str, text: Any, record_id: str, key_of: Any) -
 def _field_source(i: int, field: Attribute) -> list[str]:
     """The lines decoding field number ``i`` into ``v{i}``."""
     lines = [
-        f"    t = get({{name{i}}})",
+        f"    t = get({{key{i}}})",
         "    if t is None:",
         f"        v{i} = F{i}.initial_value()",
         "    else:",
@@ -93,8 +94,6 @@ def compile_decoder(fields: Mapping[str, Attribute], model_name: str) -> Decoder
         "scan": _SCAN,
         "slow": _slow,
     }
-    body: list[str] = ["def decode(texts, record_id, key_of):", "    get = texts.get"]
-    result: list[str] = []
     for i, (name, field) in enumerate(fields.items()):
         head, tail = serialization.envelope_affixes(type(field))
         namespace.update(
@@ -107,19 +106,40 @@ def compile_decoder(fields: Mapping[str, Attribute], model_name: str) -> Decoder
                 f"C{i}": field.from_json,
             }
         )
-        source = "\n".join(_field_source(i, field))
-        # constants written into the source: lengths, and the field's name as
-        # a string literal (repr() of a str is always one)
-        for placeholder, text in (
-            ("hl", str(len(head))),
-            ("tl", str(len(tail))),
-            ("name", repr(name)),
-        ):
-            source = source.replace(f"{{{placeholder}{i}}}", text)
-        body.append(source)
-        result.append(f"{name!r}: v{i}")
-    body.append(f"    return {{{', '.join(result)}}}")
-    code = compile("\n".join(body), f"<repocket decoder of {model_name}>", "exec")
+    # Two readers of the same fields: one of text names, one of a hash
+    # reply's own UTF-8 names (ByteNamedFields), which saves re-keying
+    # every reply.  Constants are written into the source: lengths, and the
+    # field's name as a str or bytes literal (repr() of either is always one).
+    sources = []
+    for function, as_key in (("decode_text", repr), ("decode_bytes", _bytes_literal)):
+        body = [f"def {function}(texts, record_id, key_of):", "    get = texts.get"]
+        result: list[str] = []
+        for i, (name, field) in enumerate(fields.items()):
+            head, tail = serialization.envelope_affixes(type(field))
+            source = "\n".join(_field_source(i, field))
+            for placeholder, text in (
+                ("hl", str(len(head))),
+                ("tl", str(len(tail))),
+                ("key", as_key(name)),
+            ):
+                source = source.replace(f"{{{placeholder}{i}}}", text)
+            body.append(source)
+            result.append(f"{name!r}: v{i}")
+        body.append(f"    return {{{', '.join(result)}}}")
+        sources.append("\n".join(body))
+    sources.append(
+        "def decode(texts, record_id, key_of):\n"
+        "    if texts.__class__ is BYTE_NAMED:\n"
+        "        return decode_bytes(texts.raw, record_id, key_of)\n"
+        "    return decode_text(texts, record_id, key_of)"
+    )
+    namespace["BYTE_NAMED"] = ByteNamedFields
+    code = compile("\n\n".join(sources), f"<repocket decoder of {model_name}>", "exec")
     exec(code, namespace)  # generated from the constants above: no model text inside
     decoder: Decoder = namespace["decode"]
     return decoder
+
+
+def _bytes_literal(name: str) -> str:
+    """A field name as the literal of its UTF-8 bytes."""
+    return repr(name.encode("utf-8"))

@@ -219,7 +219,9 @@ class Manager(Generic[M]):
         batch for their pointers.
         """
         pk_field = self.model._meta.fields[self.model._meta.primary_key]
-        keys = [str(pk_field.clean(value, self.model.__name__)) for value in ids]
+        name = self.model.__name__
+        key_text = pk_field.key_text
+        keys = [key_text(value, name) for value in ids]
         found: list[M | None] = []
         gone: set[str] = set()  # deleted pointer targets, reported once per call
         size = self.get_many_batch_size

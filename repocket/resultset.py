@@ -40,7 +40,7 @@ from .query import (
     parse_lookups,
 )
 from .relations import delete_with_relations, relations_to
-from .storage import AllIds, Members, Order, Plan, Storage
+from .storage import AllIds, Members, Order, Plan, Storage, StoredRecord
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .model import ActiveRecord
@@ -580,6 +580,23 @@ class ResultSet(Generic[M]):
             return storage.query_ids(collection, compiled.plan, order, start, limit)
         return storage.query_ids_unless(collection, guard, compiled.plan, order, start, limit)
 
+    def _page_records(
+        self,
+        storage: Storage,
+        compiled: Compiled,
+        order_field: str | None,
+        start: int,
+        limit: int | None,
+    ) -> list[StoredRecord] | None:
+        """One page of the exact plan's records, read with the check that
+        makes it exact; ``None`` when an inexact score makes it inexact."""
+        meta = self.model._meta
+        order = self._order(order_field) if order_field else None
+        guard = inexact_guard([*compiled.inexact_fields, *([order_field] if order_field else [])])
+        return storage.query_records(
+            meta.collection, compiled.plan, order, start, limit, meta.stream_fields, guard
+        )
+
     def _window(self, window: slice) -> list[M]:
         start, stop, step = window.start or 0, window.stop, window.step or 1
         if start < 0 or (stop is not None and stop < 0) or step != 1:
@@ -591,9 +608,9 @@ class ResultSet(Generic[M]):
         if compiled.exact and (name is not None or not self._ordering) and self._pk_ids() is None:
             limit = None if stop is None else stop - start
             storage = configure.storage()
-            ids = self._page_ids(storage, compiled, name, start, limit)
-            if ids is not None:
-                page = self._load_verified(ids, set())
+            stored = self._page_records(storage, compiled, name, start, limit)
+            if stored is not None:
+                page = self._stored_verified(stored, set())
                 if not page:
                     self._explain_empty(storage)
                 return page
@@ -614,13 +631,24 @@ class ResultSet(Generic[M]):
         """
         size = batch_size or self.batch_size
         gone = set() if gone is None else gone
-        ids = storage.iter_query_ids(self.model._meta.collection, plan, order, size)
-        for batch in _batched(ids, size):
-            yield from self._load_verified(batch, gone)
+        meta = self.model._meta
+        batches = storage.iter_query_records(meta.collection, plan, order, size, meta.stream_fields)
+        for batch in batches:
+            yield from self._stored_verified(batch, gone)
 
     def _load_verified(self, ids: Sequence[str], gone: set[str]) -> list[M]:
         loaded = load_many(self.model, ids, with_pointers=False)
-        matches = [record for record in loaded if record is not None and self._matches(record)]
+        return self._kept([record for record in loaded if record is not None], gone)
+
+    def _stored_verified(self, stored: Sequence[StoredRecord], gone: set[str]) -> list[M]:
+        """The records storage returned for the plan that match every lookup."""
+        build = self.model._from_stored
+        return self._kept([build(item) for item in stored], gone)
+
+    def _kept(self, loaded: list[M], gone: set[str]) -> list[M]:
+        """The records matching every lookup, their pointers loaded (``gone``:
+        see :func:`~repocket.pointers.resolve_pointers`)."""
+        matches = [record for record in loaded if self._matches(record)]
         if self._with_pointers:
             resolve_pointers(matches, gone)
         return matches

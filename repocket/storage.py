@@ -33,6 +33,7 @@ from .errors import (
     UnsupportedError,
 )
 from .keys import Collection
+from .text import as_text
 
 __all__ = [
     "Collection",
@@ -42,6 +43,7 @@ __all__ = [
     "FieldSwap",
     "LoadRequest",
     "StoredRecord",
+    "ByteNamedFields",
     "Plan",
     "AllIds",
     "Members",
@@ -206,10 +208,49 @@ class LoadRequest(NamedTuple):
     streams: tuple[str, ...] = ()
 
 
+class ByteNamedFields(Mapping[str, Any]):
+    """A record's fields as a hash reply holds them: UTF-8 names as bytes.
+
+    A backend reading hashes (redis) hands this out instead of a dict re-keyed
+    by text: the model layer's decoders look fields up by their bytes names
+    (:attr:`raw`), and anything else reading it sees text names (made once,
+    when first asked for; names that are not UTF-8 are shown with backslash
+    escapes, as :func:`repocket.text.as_text` does).
+    """
+
+    __slots__ = ("_texts", "raw")
+
+    def __init__(self, raw: Mapping[bytes, Any]) -> None:
+        self.raw = raw
+        self._texts: dict[str, Any] | None = None
+
+    def _by_text(self) -> dict[str, Any]:
+        texts = self._texts
+        if texts is None:
+            texts = self._texts = {as_text(name): value for name, value in self.raw.items()}
+        return texts
+
+    def __getitem__(self, name: str) -> Any:
+        return self._by_text()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_text())
+
+    def __len__(self) -> int:
+        return len(self._by_text())
+
+    def __repr__(self) -> str:
+        return repr(self._by_text())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (self._by_text(),))
+
+
 class StoredRecord(NamedTuple):
     """A record as storage returned it.
 
-    :param fields: field name -> envelope text (bytes are accepted too).
+    :param fields: field name -> envelope text (bytes are accepted too); a
+        :class:`ByteNamedFields` is one such mapping.
     :param streams: stream field name -> content; a stream that was never
         written is ``b""``.
     """
@@ -520,6 +561,71 @@ class Storage(abc.ABC):
         if self.count_ids(collection, guard):
             return None
         return self.query_ids(collection, plan, order, offset, limit)
+
+    def query_records(
+        self,
+        collection: Collection,
+        plan: Plan,
+        order: Order | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+        streams: Sequence[str] = (),
+        guard: Plan | None = None,
+    ) -> list[StoredRecord] | None:
+        """The records of one page of a plan (:meth:`query_ids`), in its
+        order, with their ``streams``; ``None`` when ``guard`` (if given)
+        denotes any id.  A record deleted between its id being read and its
+        fields is left out.
+
+        The default reads the ids (:meth:`query_ids_unless`), then the
+        records (:meth:`load_records`); the redis backend reads both in one
+        command when one index read gives the page.
+        """
+        if guard is None:
+            ids: list[str] | None = self.query_ids(collection, plan, order, offset, limit)
+        else:
+            ids = self.query_ids_unless(collection, guard, plan, order, offset, limit)
+        if ids is None:
+            return None
+        return self._load_present(collection, ids, streams)
+
+    def iter_query_records(
+        self,
+        collection: Collection,
+        plan: Plan,
+        order: Order | None = None,
+        batch_size: int = 500,
+        streams: Sequence[str] = (),
+    ) -> Iterator[list[StoredRecord]]:
+        """Yield the records of a plan (:meth:`iter_query_ids`), in its
+        order, in lists of at most ``batch_size``, with their ``streams``.
+
+        The default reads each batch of ids, then their records; the redis
+        backend reads a result of one batch, ids and records, in one
+        command.
+        """
+        ids = self.iter_query_ids(collection, plan, order, batch_size)
+        return self._records_of(collection, ids, batch_size, streams)
+
+    def _records_of(
+        self, collection: Collection, ids: Iterator[str], batch_size: int, streams: Sequence[str]
+    ) -> Iterator[list[StoredRecord]]:
+        """The records of these ids that exist, ``batch_size`` ids per load."""
+        batch: list[str] = []
+        for record_id in ids:
+            batch.append(record_id)
+            if len(batch) == batch_size:
+                yield self._load_present(collection, batch, streams)
+                batch = []
+        if batch:
+            yield self._load_present(collection, batch, streams)
+
+    def _load_present(
+        self, collection: Collection, ids: Sequence[str], streams: Sequence[str]
+    ) -> list[StoredRecord]:
+        """The records of these ids that exist, in order."""
+        loaded = self.load_records([LoadRequest(collection, i, tuple(streams)) for i in ids])
+        return [record for record in loaded if record is not None]
 
     def count_ids_unless(self, collection: Collection, guard: Plan, plan: Plan) -> int | None:
         """:meth:`count_ids`, unless ``guard`` denotes any id: then ``None``."""

@@ -44,6 +44,7 @@ import heapq
 import itertools
 import json
 import math
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
@@ -51,6 +52,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
+import redis.connection
 import redis.exceptions
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.retry import Retry
@@ -68,6 +70,7 @@ from ..keys import PREFIX, STREAM_INFIX, Collection
 from ..registry import model_for_collection
 from ..storage import (
     AllIds,
+    ByteNamedFields,
     Difference,
     FieldSwap,
     IndexEntry,
@@ -194,10 +197,14 @@ _SAVE = _Script(scripts.SAVE)
 _SAVE_MANY = _Script(scripts.SAVE_MANY)
 _EXPIRE = _Script(scripts.EXPIRE)
 _PRUNE = _Script(scripts.PRUNE)
+_READ = _Script(scripts.READ)
+# The most records one read script returns: a script holds the server while
+# it runs, and commands of a pipeline let other clients' in between.
+_READ_MAX = 500
 _DELETE = _Script(scripts.DELETE)
 _APPEND = _Script(scripts.APPEND)
 _SWAP = _Script(scripts.SWAP)
-_SCRIPTS = (_SAVE, _SAVE_MANY, _DELETE, _APPEND, _SWAP, _EXPIRE, _PRUNE)
+_SCRIPTS = (_SAVE, _SAVE_MANY, _DELETE, _APPEND, _SWAP, _EXPIRE, _PRUNE, _READ)
 
 
 class RedisStorage(Storage):
@@ -693,6 +700,9 @@ class RedisStorage(Storage):
 
         def send_and_read() -> list[Any]:
             conn.send_packed_command(data)
+            fast = _hiredis_replies(conn, count)
+            if fast is not None:
+                return fast
             replies: list[Any] = []
             read = conn.read_response
             for _ in range(count):
@@ -951,8 +961,114 @@ class RedisStorage(Storage):
             replies = self._execute(pipe)
         return sum(int(replies[at]) for at in marks)
 
+    def query_records(
+        self,
+        collection: Collection,
+        plan: Plan,
+        order: Order | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+        streams: Sequence[str] = (),
+        guard: Plan | None = None,
+    ) -> list[StoredRecord] | None:
+        """A page read straight from one index (a page of an order index, of
+        a score range, of every id) is one command, the read script: the
+        guard's sets, the page's ids and their records together."""
+        shards = self._shards(collection)
+        guards = _guard_sets(guard)
+        if (
+            len(shards) == 1
+            and limit is not None
+            and limit <= _READ_MAX
+            and guards is not None
+            and self.supports_ttl
+        ):
+            shard = shards[0]
+            page = _index_page(shard, plan, order, offset, limit)
+            if page is not None:
+                return self._read(shard, guards, streams, (), page, None)
+        return super().query_records(collection, plan, order, offset, limit, streams, guard)
+
+    def iter_query_records(
+        self,
+        collection: Collection,
+        plan: Plan,
+        order: Order | None = None,
+        batch_size: int = 500,
+        streams: Sequence[str] = (),
+    ) -> Iterator[list[StoredRecord]]:
+        """A result that one index read gives whole, when it has at most
+        ``batch_size`` records, is read with its records in one command
+        (the read script); any other is iterated from a snapshot."""
+        shards = self._shards(collection)
+        read = None
+        if len(shards) == 1 and batch_size <= _READ_MAX and self.supports_ttl:
+            read = _whole_read(shards[0], plan, order, batch_size)
+        if read is None:
+            yield from super().iter_query_records(collection, plan, order, batch_size, streams)
+            return
+        guards, count, page = read
+        records = self._read(shards[0], guards, streams, count, page, batch_size)
+        if records is not None:
+            if order is None:  # without an order, results come in the order of their ids
+                records.sort(key=_record_id)
+            yield records
+            return
+        # larger than a batch, or guarded: a snapshot, without asking again
+        ids = self._iter_query_ids(collection, plan, order, batch_size, whole_first=False)
+        yield from self._records_of(collection, ids, batch_size, streams)
+
+    def _read(
+        self,
+        shard: Shard,
+        guards: Sequence[str],
+        streams: Sequence[str],
+        count: Sequence[Any],
+        page: Sequence[Any],
+        limit: int | None,
+    ) -> list[StoredRecord] | None:
+        """Run the read script (:data:`scripts.READ <repocket.backends.scripts.READ>`):
+        the records of the ids the command ``page`` reads, in its order;
+        ``None`` when a guard set (index entry names) is not empty, or when
+        the command ``count`` counts more than ``limit``."""
+        keys = [shard.ids_key, shard.terms_key, unique_key(shard.collection)]
+        args = [
+            shard.index_prefix,
+            shard.record_prefix,
+            "" if limit is None else limit,
+            len(guards),
+            *(shard.index_key(name) for name in guards),
+            len(streams),
+            *streams,
+            len(count),
+            *count,
+            *page,
+        ]
+        with self._errors(f"query {shard.collection.label}", resend=True):
+            reply = self._run(_READ, keys, args)
+        if int(reply[0]) != 2:
+            return None
+        rest = iter(reply[2:])
+        records: list[StoredRecord] = []
+        for member in reply[1]:
+            fields = next(rest)
+            found = {name: next(rest) or b"" for name in streams} if streams else _NO_STREAMS
+            if fields:
+                records.append(StoredRecord(as_text(member), _text_keys(fields), found))
+        return records
+
     def iter_query_ids(
         self, collection: Collection, plan: Plan, order: Order | None = None, batch_size: int = 500
+    ) -> Iterator[str]:
+        return self._iter_query_ids(collection, plan, order, batch_size)
+
+    def _iter_query_ids(
+        self,
+        collection: Collection,
+        plan: Plan,
+        order: Order | None,
+        batch_size: int,
+        whole_first: bool = True,
     ) -> Iterator[str]:
         """Iterate a snapshot of the result, taken when iteration starts.
 
@@ -968,7 +1084,7 @@ class RedisStorage(Storage):
             yield from self.iter_ids(collection, batch_size)
             return
         shards = self._shards(collection)
-        if len(shards) == 1:
+        if len(shards) == 1 and whole_first:
             whole = self._whole_if_small(shards[0], plan, order, batch_size, collection)
             if whole is not None:
                 yield from whole
@@ -1385,6 +1501,65 @@ def _unique_violation(label: str, reply: Any) -> UniqueViolation:
     )
 
 
+def _guard_sets(guard: Plan | None) -> list[str] | None:
+    """The entry names of a guard that is membership sets (none for no
+    guard), or ``None`` for a guard of another form."""
+    if guard is None:
+        return []
+    members = guard.parts if isinstance(guard, Union) else (guard,)
+    if all(isinstance(m, Members) for m in members):
+        return [m.name for m in members if isinstance(m, Members)]
+    return None
+
+
+def _index_page(
+    shard: Shard, plan: Plan, order: Order | None, offset: int, limit: int
+) -> list[Any] | None:
+    """The command reading ids ``offset``.. ``offset + limit`` of a plan
+    straight from one index, or ``None`` when it takes more than one read."""
+    direct = _direct_order(shard, plan, order)
+    if direct is not None:
+        assert order is not None
+        key, low, high = direct
+        if order.descending:
+            return ["ZRANGE", key, high, low, "BYSCORE", "REV", "LIMIT", offset, limit]
+        return ["ZRANGE", key, low, high, "BYSCORE", "LIMIT", offset, limit]
+    if order is None and isinstance(plan, AllIds):
+        return ["ZRANGE", shard.ids_key, offset, offset + limit - 1]
+    return None
+
+
+def _whole_read(
+    shard: Shard, plan: Plan, order: Order | None, limit: int
+) -> tuple[list[str], list[Any], list[Any]] | None:
+    """``(guard entry names, count command, page command)`` reading a whole
+    result of at most ``limit`` ids with one index read (as
+    :meth:`RedisStorage._whole_if_small` does), or ``None``."""
+    plan, guards = _unguarded(plan)
+    direct = _direct_order(shard, plan, order)
+    if direct is None and order is None and isinstance(plan, ScoreRange):
+        direct = (
+            shard.index_key(plan.name),
+            _bound(plan.low, plan.low_open),
+            _bound(plan.high, plan.high_open),
+        )
+    if direct is not None:
+        key, low, high = direct
+        count = ["ZCOUNT", key, low, high]
+        if order is not None and order.descending:
+            return guards, count, ["ZRANGE", key, high, low, "BYSCORE", "REV", "LIMIT", 0, limit]
+        return guards, count, ["ZRANGE", key, low, high, "BYSCORE", "LIMIT", 0, limit]
+    if order is None and isinstance(plan, Members):
+        key = shard.index_key(plan.name)
+        # the whole set when it has at most `limit` members: O(limit)
+        return guards, ["SCARD", key], ["SRANDMEMBER", key, limit]
+    return None
+
+
+def _record_id(record: StoredRecord) -> str:
+    return record.record_id
+
+
 def _direct_order(shard: Shard, plan: Plan, order: Order | None) -> tuple[str, str, str] | None:
     """``(key, low, high)`` when an ordered plan can be read straight from
     the order index: every record, or a score range of that same index."""
@@ -1489,22 +1664,107 @@ def _bound(value: float, open_: bool) -> str:
     return f"({text}" if open_ else text
 
 
-def _text_keys(fields: dict[Any, Any] | list[Any]) -> dict[str, Any]:
-    """A hash reply (a dict, or over RESP2 a flat name, value... list) as a
-    dict with text names.  Names repeat from record to record, so each is
-    decoded once (a bounded cache: stored data may hold any number of
-    distinct names)."""
+def _hiredis_replies(conn: Any, count: int) -> list[Any] | None:
+    """The next ``count`` replies of a sync connection read straight from
+    its hiredis reader, or ``None`` when it has none (no hiredis, an async
+    connection, a redis-py whose parser this does not know): the caller then
+    reads them with ``read_response``.
+
+    ``Connection.read_response`` costs several microseconds of Python per
+    reply (error translation, health-check bookkeeping, push handling),
+    more than hiredis spends parsing a record's ``HGETALL``; a bulk load
+    reads thousands of replies.  This does what it does for one batch:
+    error replies are returned as their exceptions (the caller raises the
+    first), socket errors and timeouts become redis-py's errors, and any
+    failure half-way disconnects, so that no reply of this batch is left
+    for the connection's next user.
+    """
+    parser: Any = getattr(conn, "_parser", None)
+    if (
+        _HiredisParser is None
+        or type(parser) is not _HiredisParser
+        # a connection reading its replies its own way (fakeredis's) is asked
+        or getattr(type(conn), "read_response", None) is not _READ_RESPONSE
+    ):
+        return None
+    reader = parser._reader
+    if reader is None:
+        return None
+    gets = reader.gets
+    fill = parser.read_from_socket
+    replies: list[Any] = []
+    append = replies.append
+    try:
+        for _ in range(count):
+            reply = gets()
+            while reply is _NOT_ENOUGH_DATA:
+                fill()
+                reply = gets()
+            while reply.__class__ not in _PLAIN_REPLIES:
+                # what Connection.read_response does besides returning it
+                if isinstance(reply, redis.exceptions.ConnectionError):
+                    raise reply
+                if reply.__class__ is list:
+                    if reply and isinstance(reply[0], redis.exceptions.ConnectionError):
+                        raise reply[0]
+                elif _PushNotification is not None and isinstance(reply, _PushNotification):
+                    parser.handle_push_response(reply)  # not a reply: read on
+                    reply = gets()
+                    while reply is _NOT_ENOUGH_DATA:
+                        fill()
+                        reply = gets()
+                    continue
+                break
+            append(reply)
+    except OSError as exc:  # (socket.timeout is one)
+        conn.disconnect()
+        if isinstance(exc, TimeoutError):
+            raise redis.exceptions.TimeoutError(
+                f"Timeout reading from {conn._host_error()}"
+            ) from exc
+        raise redis.exceptions.ConnectionError(
+            f"Error while reading from {conn._host_error()} : {exc.args}"
+        ) from exc
+    except BaseException:
+        conn.disconnect()
+        raise
+    if conn.health_check_interval:
+        conn.next_health_check = time.monotonic() + conn.health_check_interval
+    return replies
+
+
+def _hiredis_parts() -> tuple[Any, Any, Any]:
+    """redis-py's hiredis parser class, its "not enough data" marker, and
+    hiredis's push notification type (``None`` each without hiredis, or
+    with a redis-py that names them otherwise)."""
+    try:
+        from hiredis import PushNotification
+        from redis._parsers.hiredis import NOT_ENOUGH_DATA, _HiredisParser
+    except ImportError:  # pragma: no cover - no hiredis, or another redis-py
+        return None, None, None
+    return _HiredisParser, NOT_ENOUGH_DATA, PushNotification
+
+
+_HiredisParser, _NOT_ENOUGH_DATA, _PushNotification = _hiredis_parts()
+_READ_RESPONSE = getattr(redis.connection.AbstractConnection, "read_response", None)
+
+# Replies taken as they are (an error reply is a ResponseError instance, which
+# the caller raises; a list is looked into, as redis-py does).
+_PLAIN_REPLIES = frozenset({dict, bytes, int, float, type(None), redis.exceptions.ResponseError})
+
+
+def _text_keys(fields: dict[Any, Any] | list[Any]) -> Mapping[str, Any]:
+    """A hash reply (a dict, or over RESP2 a flat name, value... list) as
+    the fields of a :class:`StoredRecord`: its names stay the bytes redis
+    sent (:class:`ByteNamedFields`), read as text only if something asks."""
     if isinstance(fields, list):
         pairs = iter(fields)
         fields = dict(zip(pairs, pairs, strict=False))
-    try:
-        return dict(zip(map(_NAMES.__getitem__, fields), fields.values(), strict=True))
-    except KeyError:
-        if len(_NAMES) > 10_000:
-            _NAMES.clear()
-        for name in fields:
-            _NAMES[name] = as_text(name)
-        return dict(zip(map(_NAMES.__getitem__, fields), fields.values(), strict=True))
+    for name in fields:
+        if name.__class__ is not bytes:  # a client decoding replies: names are text
+            return {as_text(n): value for n, value in fields.items()}
+        break
+    return ByteNamedFields(fields)
 
 
 def _held(reply: Any) -> bool:
@@ -1526,7 +1786,6 @@ def _pack(*args: str | bytes) -> bytes:
     return b"".join(parts)
 
 
-_NAMES: dict[bytes, str] = {}
 _NO_STREAMS: Mapping[str, bytes] = MappingProxyType({})
 
 

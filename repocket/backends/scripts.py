@@ -30,7 +30,7 @@ reports dropped afterwards (see docs/cluster.rst).
 
 from __future__ import annotations
 
-__all__ = ["COMMON", "SAVE", "SAVE_MANY", "DELETE", "APPEND", "SWAP", "EXPIRE", "PRUNE"]
+__all__ = ["COMMON", "SAVE", "SAVE_MANY", "DELETE", "APPEND", "SWAP", "EXPIRE", "PRUNE", "READ"]
 
 # Helpers shared by the scripts below (prepended to each).
 COMMON = r"""
@@ -560,5 +560,52 @@ PRUNE = (
     + r"""
 local removed, dropped = prune(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
 return {removed, unpack(dropped)}
+"""
+)
+
+# One read of a query's ids and their records, for the results a single index
+# read gives (a page of an order index, a score range, a small set): one
+# command instead of a transaction and a second round trip, and the ids and
+# records come from the same instant.
+#
+# KEYS: shard ids, shard terms[, collection unique] (as PRUNE)
+# ARGV: index prefix, record key prefix, size limit ('' for none),
+#   G, G guard keys (sets that must be empty),
+#   S, S stream field names,
+#   C, a command of C words counting the result ('' words: none),
+#   the command reading the ids (the rest of ARGV).
+# Returns {0} when a guard set is not empty; {1, count} when the count is
+# over the limit; else {2, ids, then per id its HGETALL and a GET per stream}.
+READ = (
+    COMMON
+    + r"""
+local limit = ARGV[3]
+local at = 4
+prune(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
+local guards = tonumber(ARGV[at])
+for j = 1, guards do
+  if redis.call('SCARD', ARGV[at + j]) > 0 then return {0} end
+end
+at = at + guards + 1
+local streams = {}
+for j = 1, tonumber(ARGV[at]) do streams[j] = ARGV[at + j] end
+at = at + #streams + 1
+local words = tonumber(ARGV[at])
+if words > 0 then
+  local count = redis.call(unpack(ARGV, at + 1, at + words))
+  if limit ~= '' and count > tonumber(limit) then return {1, count} end
+end
+at = at + words + 1
+local ids = redis.call(unpack(ARGV, at, #ARGV))
+local out = {2, ids}
+local prefix = ARGV[2]
+for _, id in ipairs(ids) do
+  local key = prefix .. id
+  out[#out + 1] = redis.call('HGETALL', key)
+  for j = 1, #streams do
+    out[#out + 1] = redis.call('GET', key .. ':field:' .. streams[j])
+  end
+end
+return out
 """
 )
