@@ -982,6 +982,8 @@ class UUID(Attribute[_T]):
         # as it is
         if value.__class__ is str and _canonical_uuid(value):
             return value
+        if value.__class__ is _uuid.UUID:
+            return str(value)
         return super().key_text(value, model_name)
 
     @classmethod

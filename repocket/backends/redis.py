@@ -634,15 +634,6 @@ class RedisStorage(Storage):
     def load_records(self, requests: Sequence[LoadRequest]) -> list[StoredRecord | None]:
         if not requests:
             return []
-        if len(requests) == 1 and not requests[0].streams:
-            # one command needs no pipeline (which costs a little per use)
-            request = requests[0]
-            key = self._shard(request.collection, request.record_id).record_key(request.record_id)
-            with self._errors(f"load {key}", resend=True):
-                fields = self._client.hgetall(key)
-            if not fields:
-                return [None]
-            return [StoredRecord(request.record_id, _text_keys(fields), {})]
         packed: list[bytes] = []
         first = requests[0]
         shards = self._shards(first.collection)
@@ -654,7 +645,12 @@ class RedisStorage(Storage):
             for request in requests:
                 hash_key = prefix + request.record_id.encode("utf-8")
                 packed.append(b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%b\r\n" % (len(hash_key), hash_key))
-            with self._errors(f"load {len(requests)} records", resend=True):
+            action = (
+                f"load {prefix.decode()}{first.record_id}"
+                if len(requests) == 1
+                else f"load {len(requests)} records"
+            )
+            with self._errors(action, resend=True):
                 replies = self._read_many(packed)
             return [
                 StoredRecord(request.record_id, _text_keys(fields), _NO_STREAMS) if fields else None
