@@ -25,6 +25,7 @@ of records or of matches, except where said):
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -221,12 +222,19 @@ class Manager(Generic[M]):
         pk_field = self.model._meta.fields[self.model._meta.primary_key]
         name = self.model.__name__
         key_text = pk_field.key_text
-        keys = [key_text(value, name) for value in ids]
+        values = list(ids)
+        keys = [key_text(value, name) for value in values]
+        # ids given as UUIDs become the records' own values (a UUID is
+        # immutable): nothing to parse again
+        known = [value if value.__class__ is uuid.UUID else None for value in values]
         found: list[M | None] = []
         gone: set[str] = set()  # deleted pointer targets, reported once per call
         size = self.get_many_batch_size
         for start in range(0, len(keys), size):
-            found.extend(load_many(self.model, keys[start : start + size], gone=gone))
+            stop = start + size
+            found.extend(
+                load_many(self.model, keys[start:stop], gone=gone, known=known[start:stop])
+            )
         return found
 
     def all(self) -> ResultSet[M]:

@@ -38,7 +38,7 @@ from .attributes import (
     a_or_an,
 )
 from .connections import configure
-from .decoding import compile_decoder
+from .decoding import compile_decoder, compile_encoder
 from .indexes import entries_for, field_entries
 from .keys import Collection
 from .manager import ManagerDescriptor
@@ -82,6 +82,7 @@ class Metadata:
         "collection",
         "decode",
         "defaulted",
+        "encode",
         "fields",
         "hash_fields",
         "indexed",
@@ -129,8 +130,10 @@ class Metadata:
             n: None if f.null or (n, f) in self.defaulted else f.empty_value()
             for n, f in fields.items()
         }
-        #: the stored hash fields' decoder (see :mod:`repocket.decoding`)
-        self.decode = compile_decoder({n: fields[n] for n in self.hash_fields}, model.__name__)
+        #: the stored hash fields' decoder and encoder (see :mod:`repocket.decoding`)
+        hashed = {n: fields[n] for n in self.hash_fields}
+        self.decode = compile_decoder(hashed, model.__name__, primary_key)
+        self.encode = compile_encoder(hashed, model.__name__)
 
     def key_of(self, record_id: str) -> str:
         """The key of the model's record ``record_id`` in the current storage."""
@@ -727,9 +730,7 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         if values[pk] is None:
             values[pk] = AutoUUID.generate()
         record_id = str(values[pk])
-        dumps = serialization.dumps
-        fields = meta.fields
-        encoded = {name: dumps(fields[name], values[name]) for name in meta.hash_fields}
+        encoded = meta.encode(values)
         streams = {name: values[name] for name in meta.stream_fields if name in self._dirty_streams}
         entries, claims = entries_for(cls, values)
         expected = None
@@ -1058,7 +1059,7 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         return form
 
     @classmethod
-    def _from_stored(cls: type[T], stored: StoredRecord) -> T:
+    def _from_stored(cls: type[T], stored: StoredRecord, known: Any = None) -> T:
         """Build an instance from what storage returned (pointers left pending).
 
         Stored values are decoded without running assignment validation
@@ -1067,11 +1068,14 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         (another type, base64, a damaged text) goes through
         :func:`repocket.serialization.loads`, which names the key and field
         of what it cannot read.
+
+        :param known: the primary key's value, when the caller has it (the
+            id it asked for); used when the stored one is the same.
         """
         meta = cls._meta
         instance = cls.__new__(cls)
         texts = stored.fields
-        values = meta.decode(texts, stored.record_id, meta.key_of)
+        values = meta.decode(texts, stored.record_id, meta.key_of, known)
         for name in meta.pointer_fields:
             value = values[name]
             if value is not None:

@@ -65,20 +65,29 @@ def load_many(
     *,
     with_pointers: bool = True,
     gone: set[str] | None = None,
+    known: Sequence[Any] | None = None,
 ) -> list[M | None]:
     """Load records of ``model`` by id in one round trip (``None`` for missing ones).
 
     With ``with_pointers`` their Pointer fields are then loaded in one
     more round trip for the whole batch (``gone``: see :func:`resolve_pointers`).
+
+    :param known: the primary key values the ids were made from, in the same
+        order (``None`` where there is none), given to the records.
     """
     storage = configure.storage()
+    meta = model._meta
     stored = storage.load_records(
-        [
-            LoadRequest(model._meta.collection, record_id, model._meta.stream_fields)
-            for record_id in ids
-        ]
+        [LoadRequest(meta.collection, record_id, meta.stream_fields) for record_id in ids]
     )
-    records = [model._from_stored(item) if item is not None else None for item in stored]
+    build = model._from_stored
+    if known is None:
+        records = [build(item) if item is not None else None for item in stored]
+    else:
+        records = [
+            build(item, value) if item is not None else None
+            for item, value in zip(stored, known, strict=True)
+        ]
     if with_pointers:
         resolve_pointers([r for r in records if r is not None], gone)
     return records

@@ -247,3 +247,25 @@ def test_get_many_takes_ids_in_any_form_a_uuid_field_accepts(storage) -> None:
         User.objects.get_many(["not-a-uuid"])
     with pytest.raises(ValidationError, match=r"User\.id"):
         User.objects.get_many([42])
+
+
+def test_get_many_gives_records_the_uuids_it_was_asked_for(storage) -> None:
+    users = User.objects.bulk_create([User(name=f"u{i}") for i in range(3)])
+    asked = [uuid.UUID(str(u.id)) for u in users]  # equal, not the same objects
+    found = User.objects.get_many(asked)
+    assert [u.id for u in found if u] == asked
+    assert all(u is not None and u.id is a for u, a in zip(found, asked, strict=True))
+
+
+def test_a_stored_id_unlike_the_key_is_read_from_the_record(storage) -> None:
+    # the hash's own id field says another id than its key: what is stored
+    # is what loads, whether the caller gave a UUID or text
+    user = User.objects.create(name="u")
+    other = uuid.uuid4()
+    key = storage.record_key(User._meta.collection, str(user.id))
+    envelope = storage.native_client.hget(key, "id")
+    storage.native_client.hset(
+        key, "id", envelope.replace(str(user.id).encode(), str(other).encode())
+    )
+    assert User.objects.get_many([user.id])[0].id == other
+    assert User.objects.get_many([str(user.id)])[0].id == other

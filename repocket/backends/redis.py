@@ -198,13 +198,24 @@ _SAVE_MANY = _Script(scripts.SAVE_MANY)
 _EXPIRE = _Script(scripts.EXPIRE)
 _PRUNE = _Script(scripts.PRUNE)
 _READ = _Script(scripts.READ)
+_CREATE_MANY = _Script(scripts.CREATE_MANY)
 # The most records one read script returns: a script holds the server while
 # it runs, and commands of a pipeline let other clients' in between.
 _READ_MAX = 500
 _DELETE = _Script(scripts.DELETE)
 _APPEND = _Script(scripts.APPEND)
 _SWAP = _Script(scripts.SWAP)
-_SCRIPTS = (_SAVE, _SAVE_MANY, _DELETE, _APPEND, _SWAP, _EXPIRE, _PRUNE, _READ)
+_SCRIPTS = (
+    _SAVE,
+    _SAVE_MANY,
+    _CREATE_MANY,
+    _DELETE,
+    _APPEND,
+    _SWAP,
+    _EXPIRE,
+    _PRUNE,
+    _READ,
+)
 
 
 class RedisStorage(Storage):
@@ -432,18 +443,20 @@ class RedisStorage(Storage):
         """
         if not writes:
             return
-        calls = [self._save_call(write) for write in writes]
         with self._errors(f"save {len(writes)} records"):
-            replies = self._save_many(calls)
+            replies = self._save_many(writes)
             held = [i for i, reply in enumerate(replies) if _held(reply)]
             if held and self._expired_elsewhere(writes[0].collection):
-                for i, reply in zip(held, self._save_many([calls[i] for i in held]), strict=True):
+                again = self._save_many([writes[i] for i in held])
+                for i, reply in zip(held, again, strict=True):
                     replies[i] = reply
         first: UniqueViolation | ConflictError | None = None
         written: list[str] = []
-        for write, (keys, _), reply in zip(writes, calls, replies, strict=True):
+        for write, reply in zip(writes, replies, strict=True):
             try:
-                self._check_save_reply(write, keys[0], reply)
+                self._check_save_reply(
+                    write, self.record_key(write.collection, write.record_id), reply
+                )
             except (UniqueViolation, ConflictError) as exc:
                 first = first or exc
             else:
@@ -452,30 +465,47 @@ class RedisStorage(Storage):
             first.written = written
             raise first
 
-    def _save_many(self, calls: Sequence[tuple[list[str], list[Any]]]) -> list[Any]:
-        """The replies of SAVE calls, run as SAVE_MANY scripts of up to
+    def _save_many(self, writes: Sequence[RecordWrite]) -> list[Any]:
+        """The save replies of ``writes``, in order, from scripts of up to
         :data:`SAVE_BATCH` records of one shard each, all in one pipeline.
 
         One script per chunk instead of one per record: the script is
         entered once, and the type checks of the keys its records share
-        (the id index, the index entries) are made once.  Chunks stay small
-        so that no script keeps the server from its other clients for long.
+        (the id index, the index entries) are made once.  New records of the
+        common kind (see :func:`_plain_create`) go to ``CREATE_MANY``, which
+        also writes the id index, the entries and the remembered terms once
+        per chunk; the others to ``SAVE_MANY``.  Chunks stay small so that
+        no script keeps the server from its other clients for long.
         """
-        groups: dict[tuple[str, ...], list[int]] = {}
-        for position, (keys, _) in enumerate(calls):
-            shared: tuple[str, ...] = (keys[1], keys[2], keys[3] if len(keys) > 3 else "")
-            groups.setdefault(shared, []).append(position)
+        plain = len({w.record_id for w in writes}) == len(writes)
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for position, write in enumerate(writes):
+            shard = self._shard(write.collection, write.record_id)
+            if plain and _plain_create(write):
+                group: tuple[Any, ...] = (shard, tuple(write.fields))
+            else:
+                group = (shard, None)
+            groups.setdefault(group, []).append(position)
         chunks: list[list[int]] = []
+        scripts_: list[_Script] = []
         batched: list[tuple[list[str], list[Any]]] = []
-        for shared, positions in groups.items():
+        for (shard, names), positions in groups.items():
+            collection = shard.collection
+            shared = [shard.ids_key, shard.terms_key, unique_key(collection)]
             for start in range(0, len(positions), SAVE_BATCH):
                 chunk = positions[start : start + SAVE_BATCH]
                 chunks.append(chunk)
-                keys = [*shared, *(calls[i][0][0] for i in chunk)]
-                args = [arg for i in chunk for arg in calls[i][1]]
-                batched.append((keys, args))
-        replies: list[Any] = [None] * len(calls)
-        for chunk, chunk_replies in zip(chunks, self._pipelined(_SAVE_MANY, batched), strict=True):
+                if names is not None:
+                    scripts_.append(_CREATE_MANY)
+                    batched.append((shared, _create_args(shard, names, [writes[i] for i in chunk])))
+                    continue
+                calls = [self._save_call(writes[i]) for i in chunk]
+                scripts_.append(_SAVE_MANY)
+                keys = [*shared, *(call[0][0] for call in calls)]
+                batched.append((keys, [arg for call in calls for arg in call[1]]))
+        replies: list[Any] = [None] * len(writes)
+        results = self._pipelined_each(scripts_, batched)
+        for chunk, chunk_replies in zip(chunks, results, strict=True):
             for position, reply in zip(chunk, chunk_replies, strict=True):
                 replies[position] = reply
         return replies
@@ -483,7 +513,14 @@ class RedisStorage(Storage):
     def _pipelined(
         self, script: _Script, calls: Sequence[tuple[list[str], list[Any]]]
     ) -> list[Any]:
-        """Run ``script`` once per call, in one pipeline; reload it on NOSCRIPT.
+        """Run ``script`` once per call, in one pipeline; reload it on NOSCRIPT."""
+        return self._pipelined_each([script] * len(calls), calls)
+
+    def _pipelined_each(
+        self, per_call: Sequence[_Script], calls: Sequence[tuple[list[str], list[Any]]]
+    ) -> list[Any]:
+        """Run each call's script (``per_call``), in one pipeline; reload a
+        script on NOSCRIPT.
 
         Only the calls refused with NOSCRIPT are sent again (a script that
         was not found wrote nothing).
@@ -494,7 +531,7 @@ class RedisStorage(Storage):
             pipe = self._client.pipeline(transaction=False)
             for position in todo:
                 keys, args = calls[position]
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
+                pipe.evalsha(per_call[position].sha, len(keys), *keys, *args)
             for position, reply in zip(todo, pipe.execute(raise_on_error=False), strict=True):
                 replies[position] = reply
             # only the calls the server did not run are sent again: one that
@@ -502,7 +539,8 @@ class RedisStorage(Storage):
             todo = [p for p in todo if isinstance(replies[p], redis.exceptions.NoScriptError)]
             if not todo or attempt:
                 break
-            self._client.script_load(script.text)
+            for missing in {per_call[p] for p in todo}:
+                self._client.script_load(missing.text)
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
@@ -1600,6 +1638,36 @@ def _merge_scored(
     return heapq.merge(*streams, reverse=order.descending)
 
 
+def _plain_create(write: RecordWrite) -> bool:
+    """Whether a write is a new record of the kind ``CREATE_MANY`` saves:
+    create-only, with fields, and no streams, unique claims, expiry or
+    condition."""
+    return (
+        write.new
+        and write.expected is None
+        and write.ttl is None
+        and not write.unique
+        and not write.streams
+        and bool(write.fields)
+    )
+
+
+def _create_args(shard: Shard, names: tuple[str, ...], writes: Sequence[RecordWrite]) -> list[Any]:
+    """The ``CREATE_MANY`` arguments of new records of one shard whose
+    fields are ``names``."""
+    args: list[Any] = [shard.index_prefix, shard.record_prefix, len(names), *names]
+    for write in writes:
+        entries = write.entries
+        args.append(write.record_id)
+        args.append(_dump_terms(entries, write.unique))
+        args.append(len(entries))
+        for entry in entries:
+            args.append(entry.name)
+            args.append(_score_text(entry.score))
+        args.extend(write.fields.values())
+    return args
+
+
 def _score_text(score: float | None) -> str:
     """A score as the save script takes it: ``""`` for a membership entry."""
     if score is None:
@@ -1622,9 +1690,14 @@ def _dump_terms(entries: frozenset[IndexEntry], claims: frozenset[UniqueClaim]) 
         claimed.append(claim.term)
     # Raw UTF-8 (not \u escapes): the script's JSON decoder passes it through
     # byte for byte, so entry names reach key names exactly as Python builds them.
-    return json.dumps([flat, claimed], ensure_ascii=False, separators=(",", ":")).encode(
-        "utf-8", "surrogatepass"
-    )
+    # the JSON of [flat, claimed] (a list of two lists of strings), as
+    # json.dumps(..., ensure_ascii=False, separators=(",", ":")) writes it,
+    # without building an encoder per call
+    text = f"[[{','.join(map(_json_text, flat))}],[{','.join(map(_json_text, claimed))}]]"
+    return text.encode("utf-8", "surrogatepass")
+
+
+_json_text = json.encoder.encode_basestring
 
 
 def _load_terms(raw: bytes) -> tuple[frozenset[IndexEntry], frozenset[UniqueClaim]] | None:

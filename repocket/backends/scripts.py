@@ -30,7 +30,18 @@ reports dropped afterwards (see docs/cluster.rst).
 
 from __future__ import annotations
 
-__all__ = ["COMMON", "SAVE", "SAVE_MANY", "DELETE", "APPEND", "SWAP", "EXPIRE", "PRUNE", "READ"]
+__all__ = [
+    "COMMON",
+    "SAVE",
+    "SAVE_MANY",
+    "DELETE",
+    "APPEND",
+    "SWAP",
+    "EXPIRE",
+    "PRUNE",
+    "READ",
+    "CREATE_MANY",
+]
 
 # Helpers shared by the scripts below (prepended to each).
 COMMON = r"""
@@ -599,13 +610,140 @@ at = at + words + 1
 local ids = redis.call(unpack(ARGV, at, #ARGV))
 local out = {2, ids}
 local prefix = ARGV[2]
+-- hashes as maps (RESP3): a client speaking RESP3 reads each as a dict
+-- (RESP2 clients get the flat list); a missing value is then nil, which
+-- must not end the list: false stands for it
+if redis.setresp then redis.setresp(3) end
 for _, id in ipairs(ids) do
   local key = prefix .. id
   out[#out + 1] = redis.call('HGETALL', key)
   for j = 1, #streams do
-    out[#out + 1] = redis.call('GET', key .. ':field:' .. streams[j])
+    out[#out + 1] = redis.call('GET', key .. ':field:' .. streams[j]) or false
   end
 end
 return out
+"""
+)
+
+# New records in bulk: the common batch of bulk_create (generated ids,
+# create-only; no unique claims, streams, expiry or condition), with less per
+# record than SAVE_MANY: the field names come once, and the writes every
+# record makes to the shard's keys (id index, index entries, remembered
+# terms) are made once for the batch, after every record was checked.
+#
+# KEYS: shard ids, shard terms, collection unique ('' for none: only for prune)
+# ARGV: index prefix, record key prefix, nf, the nf field names, then per
+#   record: id, terms text, ne, ne entry name/score pairs ('' score: a set),
+#   its nf field values (in the names' order).
+# Returns one SAVE reply per record: {'ok'}, {'same'} (this very write was
+# applied before), {'exists'} or {'wrongtype', key, found, wanted}.
+CREATE_MANY = (
+    COMMON
+    + r"""
+local unique_key = KEYS[3]
+if unique_key == '' then unique_key = nil end
+local prefix, record_prefix = ARGV[1], ARGV[2]
+local ids_key, terms_key = KEYS[1], KEYS[2]
+local expiry_key = expiry_of(ids_key)
+prune(ids_key, terms_key, unique_key, prefix, record_prefix)
+local nf = tonumber(ARGV[3])
+local names_at = 4
+local first = names_at + nf
+
+-- every entry the batch writes, by name (their keys are the prefix and
+-- the name), and its kind
+local kinds = {}
+local a = first
+while a <= #ARGV do
+  local ne = tonumber(ARGV[a + 2])
+  for j = a + 3, a + 1 + 2 * ne, 2 do kinds[ARGV[j]] = entry_kind(ARGV[j + 1]) end
+  a = a + 3 + 2 * ne + nf
+end
+
+-- every key checked before the first write (see wrong_type)
+local bad = {}
+local function check(key, wanted)
+  local found = redis.call('TYPE', key)['ok']
+  if found ~= 'none' and found ~= wanted then return {'wrongtype', key, found, wanted} end
+  return nil
+end
+local shared_bad = check(ids_key, 'zset') or check(terms_key, 'hash') or check(expiry_key, 'zset')
+local any_bad = false
+for name, kind in pairs(kinds) do
+  bad[name] = check(prefix .. name, kind)
+  if bad[name] then any_bad = true end
+end
+
+local replies, ids, terms, adds, created = {}, {}, {}, {}, {}
+local fields = {}
+for j = 0, nf - 1 do fields[2 * j + 1] = ARGV[names_at + j] end
+a = first
+while a <= #ARGV do
+  local id, terms_text, ne = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local e, v = a + 3, a + 3 + 2 * ne
+  a = v + nf
+  local reply = shared_bad
+  if not reply and any_bad then
+    for j = e, v - 2, 2 do
+      reply = bad[ARGV[j]]
+      if reply then break end
+    end
+  end
+  if not reply then
+    local rkey = record_prefix .. id
+    for j = 0, nf - 1 do fields[2 * j + 2] = ARGV[v + j] end
+    if redis.call('EXISTS', rkey) == 1 then
+      -- create-only; an identical record is this write, applied before
+      local stored = redis.call('HGETALL', rkey)
+      local same = #stored == 2 * nf
+      if same then
+        local want = as_map(fields)
+        for j = 1, #stored, 2 do
+          if want[stored[j]] ~= stored[j + 1] then same = false end
+        end
+      end
+      if same then reply = {'same'} else reply = {'exists'} end
+    else
+      redis.call('HSET', rkey, unpack(fields))
+      ids[#ids + 1] = 0
+      ids[#ids + 1] = id
+      created[#created + 1] = id
+      for j = e, v - 2, 2 do
+        local name, score = ARGV[j], ARGV[j + 1]
+        local members = adds[name]
+        if not members then
+          members = {}
+          adds[name] = members
+        end
+        if score ~= '' then members[#members + 1] = score end
+        members[#members + 1] = id
+      end
+      if terms_text ~= '' then
+        terms[#terms + 1] = id
+        terms[#terms + 1] = terms_text
+      end
+      reply = {'ok'}
+    end
+  end
+  replies[#replies + 1] = reply
+end
+
+if #created > 0 then
+  redis.call('ZADD', ids_key, unpack(ids))
+  for name, members in pairs(adds) do
+    if kinds[name] == 'set' then
+      redis.call('SADD', prefix .. name, unpack(members))
+    else
+      redis.call('ZADD', prefix .. name, unpack(members))
+    end
+  end
+  if #terms > 0 then redis.call('HSET', terms_key, unpack(terms)) end
+  -- a new record does not expire (the expiry index may remember the id of
+  -- a record deleted by other means)
+  if redis.call('EXISTS', expiry_key) == 1 then
+    redis.call('ZREM', expiry_key, unpack(created))
+  end
+end
+return replies
 """
 )
