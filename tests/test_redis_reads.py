@@ -269,3 +269,22 @@ def test_a_stored_id_unlike_the_key_is_read_from_the_record(storage) -> None:
     )
     assert User.objects.get_many([user.id])[0].id == other
     assert User.objects.get_many([str(user.id)])[0].id == other
+
+
+def test_a_larger_result_comes_as_ids_then_one_load(storage) -> None:
+    # more records than the read script returns inline: it returns the ids,
+    # and the records are loaded with pipelined HGETALLs (one more trip)
+    inline = redis_backend._READ_INLINE
+    Wizard.objects.bulk_create(
+        [Wizard(name=f"w{i}", house="Gryffindor", age=i) for i in range(inline + 30)]
+    )
+    with count_round_trips(storage) as trips:
+        found = list(Wizard.objects.filter(house="Gryffindor"))
+    assert len(found) == inline + 30
+    assert [w.id for w in found] == sorted(w.id for w in found)
+    assert trips.count == 2
+    assert trips.names[0] == "EVALSHA"
+    with count_round_trips(storage) as trips:
+        page = Wizard.objects.order_by("-age")[5 : 5 + inline + 10]
+    assert [w.age for w in page] == list(range(inline + 24, 14, -1))
+    assert trips.count == 2

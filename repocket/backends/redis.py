@@ -199,9 +199,13 @@ _EXPIRE = _Script(scripts.EXPIRE)
 _PRUNE = _Script(scripts.PRUNE)
 _READ = _Script(scripts.READ)
 _CREATE_MANY = _Script(scripts.CREATE_MANY)
-# The most records one read script returns: a script holds the server while
-# it runs, and commands of a pipeline let other clients' in between.
+# The largest result the read script reads the ids of (a script holds the
+# server while it runs), and the most records it returns with them: a record
+# read by a script costs the server about twice a pipelined HGETALL, which a
+# second round trip outweighs only for small pages (measured on loopback:
+# see docs/performance.rst).
 _READ_MAX = 500
+_READ_INLINE = 50
 _DELETE = _Script(scripts.DELETE)
 _APPEND = _Script(scripts.APPEND)
 _SWAP = _Script(scripts.SWAP)
@@ -1070,6 +1074,7 @@ class RedisStorage(Storage):
             shard.index_prefix,
             shard.record_prefix,
             "" if limit is None else limit,
+            _READ_INLINE,
             len(guards),
             *(shard.index_key(name) for name in guards),
             len(streams),
@@ -1080,7 +1085,11 @@ class RedisStorage(Storage):
         ]
         with self._errors(f"query {shard.collection.label}", resend=True):
             reply = self._run(_READ, keys, args)
-        if int(reply[0]) != 2:
+        status = int(reply[0])
+        if status == 3:  # more ids than the script returns records of
+            ids = [as_text(member) for member in reply[1]]
+            return self._load_present(shard.collection, ids, streams)
+        if status != 2:
             return None
         rest = iter(reply[2:])
         records: list[StoredRecord] = []
@@ -1585,8 +1594,8 @@ def _whole_read(
         return guards, count, ["ZRANGE", key, low, high, "BYSCORE", "LIMIT", 0, limit]
     if order is None and isinstance(plan, Members):
         key = shard.index_key(plan.name)
-        # the whole set when it has at most `limit` members: O(limit)
-        return guards, ["SCARD", key], ["SRANDMEMBER", key, limit]
+        # read only when its count (read first) is at most `limit`
+        return guards, ["SCARD", key], ["SMEMBERS", key]
     return None
 
 

@@ -574,24 +574,30 @@ return {removed, unpack(dropped)}
 """
 )
 
-# One read of a query's ids and their records, for the results a single index
-# read gives (a page of an order index, a score range, a small set): one
-# command instead of a transaction and a second round trip, and the ids and
-# records come from the same instant.
+# One read of a query's ids and, for a small page, their records, for the
+# results a single index read gives (a page of an order index, a score range,
+# a small set): one command instead of a transaction, and for a small page no
+# second round trip, the ids and records coming from the same instant.  A
+# record read by a script costs the server about twice what a pipelined
+# HGETALL does, so a larger page returns its ids alone, for the caller to
+# load with pipelined HGETALLs.
 #
 # KEYS: shard ids, shard terms[, collection unique] (as PRUNE)
 # ARGV: index prefix, record key prefix, size limit ('' for none),
+#   inline (the most records returned with their ids),
 #   G, G guard keys (sets that must be empty),
 #   S, S stream field names,
 #   C, a command of C words counting the result ('' words: none),
 #   the command reading the ids (the rest of ARGV).
 # Returns {0} when a guard set is not empty; {1, count} when the count is
-# over the limit; else {2, ids, then per id its HGETALL and a GET per stream}.
+# over the limit; {3, ids} when there are more ids than inline; else
+# {2, ids, then per id its HGETALL and a GET per stream}.
 READ = (
     COMMON
     + r"""
 local limit = ARGV[3]
-local at = 4
+local inline = tonumber(ARGV[4])
+local at = 5
 prune(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
 local guards = tonumber(ARGV[at])
 for j = 1, guards do
@@ -608,6 +614,7 @@ if words > 0 then
 end
 at = at + words + 1
 local ids = redis.call(unpack(ARGV, at, #ARGV))
+if #ids > inline then return {3, ids} end
 local out = {2, ids}
 local prefix = ARGV[2]
 -- hashes as maps (RESP3): a client speaking RESP3 reads each as a dict
