@@ -1041,6 +1041,11 @@ class AutoUUID(UUID[_T]):
         """A new primary key value: a UUID version 7."""
         return uuid7()
 
+    @staticmethod
+    def generate_many(count: int) -> list[_uuid.UUID]:
+        """``count`` new primary key values (for ``bulk_create``)."""
+        return uuid7_many(count)
+
 
 class JSON(Attribute[Any]):
     """Stores python data as JSON text, and reads it back.
@@ -1332,6 +1337,24 @@ def uuid7() -> _uuid.UUID:
     made = _new_uuid(_uuid.UUID)  # UUID(int=value), without __init__'s checks
     _set_slot(made, "int", value)
     _set_slot(made, "is_safe", _uuid.SafeUUID.unknown)
+    return made
+
+
+def uuid7_many(count: int) -> list[_uuid.UUID]:
+    """``count`` time-ordered random UUIDs (as :func:`uuid7`), from one
+    ``os.urandom`` call: a system call per id costs more than the id."""
+    millis = (time.time_ns() // 1_000_000) & 0xFFFF_FFFF_FFFF
+    entropy = os.urandom(10 * count)
+    made = []
+    for start in range(0, 10 * count, 10):
+        rand = int.from_bytes(entropy[start : start + 10], "big")
+        value = millis << 80 | rand & ((1 << 80) - 1)
+        value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+        value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 9562 variant
+        one = _new_uuid(_uuid.UUID)
+        _set_slot(one, "int", value)
+        _set_slot(one, "is_safe", _uuid.SafeUUID.unknown)
+        made.append(one)
     return made
 
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from . import errors
 from .asyncbridge import run_sync
-from .attributes import Pointer
+from .attributes import AutoUUID, Pointer
 from .checking import IndexReport, check_index
 from .connections import configure
 from .pointers import PendingPointer, expected_pointer_key, load_many
@@ -310,7 +310,13 @@ class Manager(Generic[M]):
                     value=record,
                 )
         size = batch_size or ResultSet.batch_size
-        prepared = [record._prepare_save() for record in records]
+        pk = model._meta.primary_key
+        missing = sum(1 for record in records if record._values[pk] is None)
+        new_ids = iter(AutoUUID.generate_many(missing))
+        prepared = [
+            record._prepare_save(new_id=next(new_ids) if record._values[pk] is None else None)
+            for record in records
+        ]
         storage = configure.storage()
         if model._meta.ttl is not None and not storage.supports_ttl:
             raise errors.UnsupportedError(

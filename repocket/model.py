@@ -710,9 +710,14 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         return self._keys()
 
     def _prepare_save(
-        self, if_unchanged: bool = False, ttl: float | None = None, keep_expiry: bool = False
+        self,
+        if_unchanged: bool = False,
+        ttl: float | None = None,
+        keep_expiry: bool = False,
+        new_id: Any = None,
     ) -> tuple[RecordWrite, dict[str, Any]]:
-        """Everything a save writes, computed without changing the instance."""
+        """Everything a save writes, computed without changing the instance
+        (``new_id``: the id to give it if it has none, else one is generated)."""
         cls = type(self)
         meta = cls._meta
         values = dict(self._values)
@@ -728,7 +733,7 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         pk = meta.primary_key
         new = retry or values[pk] is None
         if values[pk] is None:
-            values[pk] = AutoUUID.generate()
+            values[pk] = AutoUUID.generate() if new_id is None else new_id
         record_id = str(values[pk])
         encoded = meta.encode(values)
         streams = {name: values[name] for name in meta.stream_fields if name in self._dirty_streams}

@@ -69,6 +69,9 @@ def _fixed_ids(monkeypatch, ids: list[uuid.UUID]) -> None:
     """Generated ids come from ``ids``, in order."""
     supply = iter(ids)
     monkeypatch.setattr(AutoUUID, "generate", staticmethod(lambda: next(supply)))
+    monkeypatch.setattr(
+        AutoUUID, "generate_many", staticmethod(lambda count: [next(supply) for _ in range(count)])
+    )
 
 
 def test_both_scripts_leave_the_same_data(storage, monkeypatch) -> None:

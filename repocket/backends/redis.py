@@ -206,6 +206,8 @@ _CREATE_MANY = _Script(scripts.CREATE_MANY)
 # see docs/performance.rst).
 _READ_MAX = 500
 _READ_INLINE = 50
+# The replies of a save script that mean the record is stored as written.
+_SAVED = (b"ok", b"same")
 _DELETE = _Script(scripts.DELETE)
 _APPEND = _Script(scripts.APPEND)
 _SWAP = _Script(scripts.SWAP)
@@ -457,6 +459,9 @@ class RedisStorage(Storage):
         first: UniqueViolation | ConflictError | None = None
         written: list[str] = []
         for write, reply in zip(writes, replies, strict=True):
+            if reply[0] in _SAVED:
+                written.append(write.record_id)
+                continue
             try:
                 self._check_save_reply(
                     write, self.record_key(write.collection, write.record_id), reply
@@ -586,7 +591,7 @@ class RedisStorage(Storage):
 
     def _check_save_reply(self, write: RecordWrite, key: str, reply: Any) -> None:
         status = reply[0]
-        if status in (b"ok", b"same"):
+        if status in _SAVED:
             return
         label = write.collection.label
         if status == b"unique":

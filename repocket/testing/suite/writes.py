@@ -193,6 +193,18 @@ class WriteConformance(BackendSuite):
         assert generated.version == 7
         assert before <= generated.int >> 80 <= after
 
+    def test_ids_generated_by_bulk_create_are_distinct_uuid7s_of_its_time(
+        self, storage: Storage
+    ) -> None:
+        before = time.time_ns() // 1_000_000
+        users = User.objects.bulk_create([User(name=f"u{i}") for i in range(300)])
+        after = time.time_ns() // 1_000_000
+        ids: list[Any] = [user.id for user in users]
+        assert len(set(ids)) == 300
+        assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+        assert all(before <= i.int >> 80 <= after for i in ids)
+        assert User.objects.count() == 300
+
     # -- conditional saves ---------------------------------------------------------------
 
     def test_conditional_save_of_an_unchanged_record_writes_it(self, storage: Storage) -> None:
