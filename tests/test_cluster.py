@@ -15,6 +15,7 @@ import redis
 from click.testing import CliRunner
 from redis.cluster import key_slot
 
+import repocket.backends.redis as redis_backend
 from repocket.async_storage import ThreadedAsyncStorage
 from repocket.backends.cluster import DEFAULT_CLUSTER_SHARDS, RedisClusterStorage
 from repocket.backends.layout import unique_key
@@ -118,18 +119,20 @@ def test_every_write_script_touches_keys_of_one_slot(
     cluster_storage: RedisClusterStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[list[str]] = []
-    run, pipelined = cluster_storage._run, cluster_storage._pipelined
+    run, pipelined = cluster_storage._run, cluster_storage._pipelined_each
 
     def spy_run(script: Any, keys: Any, args: Any) -> Any:
         calls.append(list(keys))
         return run(script, keys, args)
 
-    def spy_pipelined(script: Any, batch: Any) -> Any:
+    def spy_pipelined(scripts: Any, batch: Any) -> Any:
         calls.extend(list(keys) for keys, _ in batch)
-        return pipelined(script, batch)
+        return pipelined(scripts, batch)
 
     monkeypatch.setattr(cluster_storage, "_run", spy_run)
-    monkeypatch.setattr(cluster_storage, "_pipelined", spy_pipelined)
+    monkeypatch.setattr(cluster_storage, "_pipelined_each", spy_pipelined)
+    User.objects.bulk_create([User(name=f"u{n}") for n in range(30)])
+    Wizard.objects.bulk_create([Wizard(name=f"w{n}", wand=f"wand {n}") for n in range(5)])
     post = BlogPost.create(body="once\n")
     post.append_body("twice\n")
     post.delete()
@@ -142,6 +145,27 @@ def test_every_write_script_touches_keys_of_one_slot(
     assert len(calls) >= 10
     for keys in calls:
         assert len({key_slot(key.encode()) for key in keys}) == 1, keys
+
+
+def test_bulk_create_saves_new_records_with_one_script_per_shard_chunk(
+    cluster_storage: RedisClusterStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[str] = []
+    pipelined = cluster_storage._pipelined_each
+
+    def spy(scripts: Any, batch: Any) -> Any:
+        sent.extend(script.sha for script in scripts)
+        return pipelined(scripts, batch)
+
+    monkeypatch.setattr(cluster_storage, "_pipelined_each", spy)
+    users = User.objects.bulk_create([User(name=f"u{n}", house_name="h") for n in range(300)])
+    shards = {cluster_storage._shard(User._collection, str(u.id)).number for u in users}
+    # plain new records: CREATE_MANY, one script per shard the batch touches
+    assert set(sent) == {redis_backend._CREATE_MANY.sha}
+    assert len(sent) == len(shards)
+    assert User.objects.count() == 300
+    assert User.objects.filter(house_name="h").count() == 300
+    assert User.objects.check().ok
 
 
 def test_a_model_without_unique_fields_writes_no_claims(

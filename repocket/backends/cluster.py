@@ -74,13 +74,17 @@ from ..text import as_text
 from .layout import Shard, glob_escape, unique_key
 from .redis import (
     _APPEND,
+    _CREATE_MANY,
     _DELETE,
     _RESEND_OK,
     _SAVE,
     _SWAP,
+    SAVE_BATCH,
     RedisStorage,
+    _create_args,
     _direct_order,
     _merge_scored,
+    _plain_create,
     _pop_shards,
     _ReadRetry,
     _score_text,
@@ -154,7 +158,7 @@ return released
 #: RedisClusterStorage._claim_settled.
 CLAIM_SETTLE_S = 1.0
 
-_CLUSTER_SCRIPTS = (_SAVE, _DELETE, _APPEND, _SWAP, _CLAIM, _RELEASE)
+_CLUSTER_SCRIPTS = (_SAVE, _CREATE_MANY, _DELETE, _APPEND, _SWAP, _CLAIM, _RELEASE)
 
 #: redirections and refusals a node gives while slots migrate or the
 #: cluster changes: the commands were not run, and are run again through
@@ -362,11 +366,11 @@ class RedisClusterStorage(RedisStorage):
             for script in _CLUSTER_SCRIPTS:
                 self._cluster.script_load(script.text)
 
-    def _pipelined(
-        self, script: _Script, calls: Sequence[tuple[list[str], list[Any]]]
+    def _pipelined_each(
+        self, per_call: Sequence[_Script], calls: Sequence[tuple[list[str], list[Any]]]
     ) -> list[Any]:
-        """Run ``script`` once per call, in one cluster pipeline (one write
-        per node); load it into every master on NOSCRIPT.
+        """Run each call's script (``per_call``), in one cluster pipeline (one
+        write per node); load a script into every master on NOSCRIPT.
 
         redis-py's cluster pipeline refuses ``pipe.evalsha()``, but sends an
         ``EVALSHA`` given as a plain command to the node of its keys' slot.
@@ -374,17 +378,22 @@ class RedisClusterStorage(RedisStorage):
         if len(calls) == 1:
             # one script needs no pipeline (which costs more than the command)
             keys, args = calls[0]
-            return [self._run(script, keys, args)]
+            return [self._run(per_call[0], keys, args)]
         replies: list[Any] = []
         for attempt in range(2):
             pipe = self._cluster.pipeline(transaction=False)
-            for keys, args in calls:
+            for script, (keys, args) in zip(per_call, calls, strict=True):
                 pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
             replies = pipe.execute(raise_on_error=False)
-            missing = any(isinstance(r, redis.exceptions.NoScriptError) for r in replies)
+            missing = {
+                script
+                for script, reply in zip(per_call, replies, strict=True)
+                if isinstance(reply, redis.exceptions.NoScriptError)
+            }
             if not missing or attempt:
                 break
-            self._cluster.script_load(script.text)
+            for script in missing:
+                self._cluster.script_load(script.text)
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
@@ -507,17 +516,37 @@ class RedisClusterStorage(RedisStorage):
                     else:
                         taken[i] = list(reply[1:])
         todo = [i for i in range(len(writes)) if errors[i] is None]
+        # New records without claims, streams or expiry: CREATE_MANY, one
+        # script per chunk of a shard, as on one server
+        plain: list[int] = []
+        if len(writes) > 1 and len({writes[i].record_id for i in todo}) == len(todo):
+            plain = [i for i in todo if _plain_create(writes[i])]
+        if plain:
+            chosen = set(plain)
+            todo = [i for i in todo if i not in chosen]
         calls = [self._save_call(writes[i]) for i in todo]
         # without the claims key (its 4th): the claims were taken above
         script_calls = [(keys[:3], args) for keys, args in calls]
+        chunks, create_calls = self._create_calls(writes, plain)
         releases: dict[Collection, list[tuple[str, list[Any]]]] = {}
         # When this fails (a node unreachable), nothing is known of the
         # records' scripts, so the claims taken are left as they are: a
         # record whose script did run holds them (see docs/cluster.rst).
         replies: list[Any] = []
-        if script_calls:
-            with self._errors(label if len(writes) > 1 else f"save {calls[0][0][0]}"):
-                replies = self._pipelined(_SAVE, script_calls)
+        if script_calls or create_calls:
+            scripts = [_SAVE] * len(script_calls) + [_CREATE_MANY] * len(create_calls)
+            name = label if len(writes) > 1 else f"save {calls[0][0][0]}"
+            with self._errors(name):
+                replies = self._pipelined_each(scripts, [*script_calls, *create_calls])
+        for chunk, chunk_replies in zip(chunks, replies[len(script_calls) :], strict=True):
+            for i, reply in zip(chunk, chunk_replies, strict=True):
+                write = writes[i]
+                key = self.record_key(write.collection, write.record_id)
+                try:
+                    self._check_save_reply(write, key, reply)
+                except (UniqueViolation, ConflictError, StorageError) as exc:
+                    errors[i] = exc
+        replies = replies[: len(script_calls)]
         for i, (keys, _), reply in zip(todo, calls, replies, strict=True):
             write = writes[i]
             try:
@@ -533,6 +562,27 @@ class RedisClusterStorage(RedisStorage):
             for collection, calls_ in releases.items():
                 self._release(collection, calls_)
         return errors
+
+    def _create_calls(
+        self, writes: Sequence[RecordWrite], positions: Sequence[int]
+    ) -> tuple[list[list[int]], list[tuple[list[str], list[Any]]]]:
+        """The ``CREATE_MANY`` calls saving the writes at ``positions``: the
+        positions of each call's records, and the calls (keys of one slot:
+        the shard's id index and terms, no claims key)."""
+        groups: dict[tuple[Shard, tuple[str, ...]], list[int]] = {}
+        for i in positions:
+            write = writes[i]
+            shard = self._shard(write.collection, write.record_id)
+            groups.setdefault((shard, tuple(write.fields)), []).append(i)
+        chunks: list[list[int]] = []
+        calls: list[tuple[list[str], list[Any]]] = []
+        for (shard, names), members in groups.items():
+            for start in range(0, len(members), SAVE_BATCH):
+                chunk = members[start : start + SAVE_BATCH]
+                chunks.append(chunk)
+                args = _create_args(shard, names, [writes[i] for i in chunk])
+                calls.append(([shard.ids_key, shard.terms_key], args))
+        return chunks, calls
 
     def swap_field(self, swap: FieldSwap) -> str | bytes | None:
         """Compare-and-set of one field: the new claims first, then the
