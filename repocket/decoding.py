@@ -62,12 +62,14 @@ def _field_source(i: int, field: Attribute) -> list[str]:
         f"        v{i} = NOT_READ",
         f"        if t.__class__ is bytes and t.startswith(H{i}) and t.endswith(T{i}):",
         "            try:",
-        f"                s = t[{{hl{i}}}:len(t) - {{tl{i}}}].decode()",
-        "                j, e = scan(s, 0)",
+        # the value is scanned where it starts in the whole text (the
+        # envelope's affixes are ASCII: byte and character offsets agree)
+        "                s = t.decode()",
+        f"                j, e = scan(s, {{hl{i}}})",
         "            except NOT_ONE_VALUE:",
         "                pass",
         "            else:",
-        "                if e == len(s):",
+        f"                if e == len(s) - {{tl{i}}}:",
     ]
     # a value already of the field's JSON type is its Python value as is
     same_type = f"j.__class__ is J{i}" if field.json_type is not None else "False"

@@ -658,14 +658,17 @@ local names_at = 4
 local first = names_at + nf
 
 -- every entry the batch writes, by name (their keys are the prefix and
--- the name), and its kind
-local kinds = {}
+-- the name), and its kind; every record's key
+local kinds, keys = {}, {}
 local a = first
 while a <= #ARGV do
   local ne = tonumber(ARGV[a + 2])
   for j = a + 3, a + 1 + 2 * ne, 2 do kinds[ARGV[j]] = entry_kind(ARGV[j + 1]) end
+  keys[#keys + 1] = record_prefix .. ARGV[a]
   a = a + 3 + 2 * ne + nf
 end
+-- none of them exists (the common case): no record needs asking alone
+local some_exist = #keys > 0 and redis.call('EXISTS', unpack(keys)) > 0
 
 -- every key checked before the first write (see wrong_type)
 local bad = {}
@@ -685,10 +688,12 @@ local replies, ids, terms, adds, created = {}, {}, {}, {}, {}
 local fields = {}
 for j = 0, nf - 1 do fields[2 * j + 1] = ARGV[names_at + j] end
 a = first
+local n = 0
 while a <= #ARGV do
   local id, terms_text, ne = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
   local e, v = a + 3, a + 3 + 2 * ne
   a = v + nf
+  n = n + 1
   local reply = shared_bad
   if not reply and any_bad then
     for j = e, v - 2, 2 do
@@ -697,9 +702,9 @@ while a <= #ARGV do
     end
   end
   if not reply then
-    local rkey = record_prefix .. id
+    local rkey = keys[n]
     for j = 0, nf - 1 do fields[2 * j + 2] = ARGV[v + j] end
-    if redis.call('EXISTS', rkey) == 1 then
+    if some_exist and redis.call('EXISTS', rkey) == 1 then
       -- create-only; an identical record is this write, applied before
       local stored = redis.call('HGETALL', rkey)
       local same = #stored == 2 * nf
