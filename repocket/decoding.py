@@ -21,10 +21,11 @@ values or as ``repr()`` string literals, so no declaration can change the code.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import serialization
+from . import attributes, serialization
 from .attributes import Attribute
 from .storage import ByteNamedFields
 
@@ -38,9 +39,13 @@ __all__ = ["Decoder", "Encoder", "compile_decoder", "compile_encoder"]
 #: that value, without being parsed again.
 Decoder = Callable[..., dict[str, Any]]
 
-#: ``encoder(values)`` -> field name -> envelope text, for every hash field of
-#: the model (``values``: field name -> value).
-Encoder = Callable[[Mapping[str, Any]], dict[str, str]]
+#: ``encoder(values, record_id=None)`` -> field name -> envelope text, for
+#: every hash field of the model (``values``: field name -> value;
+#: ``record_id``: the primary key's text, when the caller has made it).
+Encoder = Callable[..., dict[str, str]]
+
+# What a UUID field writes, unless a subclass says otherwise.
+_UUID_TO_JSON = attributes.UUID.to_json.__func__  # type: ignore[attr-defined]
 
 # The C scanner behind json.loads, called directly (see serialization.scan_json).
 _SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
@@ -172,20 +177,25 @@ def _bytes_literal(name: str) -> str:
     return repr(name.encode("utf-8"))
 
 
-def compile_encoder(fields: Mapping[str, Attribute], model_name: str) -> Encoder:
+def compile_encoder(
+    fields: Mapping[str, Attribute], model_name: str, primary_key: str | None = None
+) -> Encoder:
     """Generate the encoder of a model's hash fields (``fields``: name ->
     attribute, in the model's order): what :func:`repocket.serialization.dumps`
     writes for each field, with its fixed envelope text and its ``to_json``
     bound once (saves are made by the thousand in ``bulk_create``).  Values
     other than text, whole numbers, finite floats and ``None`` take
-    ``dumps`` itself."""
+    ``dumps`` itself.  ``encoder(values, record_id)``: the primary key
+    (``primary_key``), a UUID, is written from its text ``record_id``, which
+    the caller has made already."""
     namespace: dict[str, Any] = {
         "ENC": json.encoder.encode_basestring_ascii,  # what dumps() uses
         "INT": int.__repr__,
         "FLOAT": float.__repr__,
         "DUMPS": serialization.dumps,
+        "UUID": uuid.UUID,
     }
-    body = ["def encode(values):"]
+    body = ["def encode(values, record_id=None):"]
     result: list[str] = []
     for i, (name, field) in enumerate(fields.items()):
         head, tail = serialization.envelope_affixes(type(field))
@@ -198,9 +208,21 @@ def compile_encoder(fields: Mapping[str, Attribute], model_name: str) -> Encoder
                 f"NULL{i}": (head + b"null" + tail).decode("utf-8"),
             }
         )
+        plain_uuid = getattr(type(field).to_json, "__func__", None) is _UUID_TO_JSON
+        if name == primary_key and plain_uuid:
+            # a UUID's JSON is its text in quotes (hex digits and hyphens)
+            body += [
+                f"    v = values[{name!r}]",
+                "    if record_id is not None and v.__class__ is UUID:",
+                f"        t{i} = H{i} + '\"' + record_id + '\"' + T{i}",
+                "    elif v is None:",
+            ]
+        else:
+            body += [
+                f"    v = values[{name!r}]",
+                "    if v is None:",
+            ]
         body += [
-            f"    v = values[{name!r}]",
-            "    if v is None:",
             f"        t{i} = NULL{i}",
             "    else:",
             f"        j = TJ{i}(v)",

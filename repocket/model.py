@@ -133,7 +133,7 @@ class Metadata:
         #: the stored hash fields' decoder and encoder (see :mod:`repocket.decoding`)
         hashed = {n: fields[n] for n in self.hash_fields}
         self.decode = compile_decoder(hashed, model.__name__, primary_key)
-        self.encode = compile_encoder(hashed, model.__name__)
+        self.encode = compile_encoder(hashed, model.__name__, primary_key)
 
     def key_of(self, record_id: str) -> str:
         """The key of the model's record ``record_id`` in the current storage."""
@@ -735,7 +735,7 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         if values[pk] is None:
             values[pk] = AutoUUID.generate() if new_id is None else new_id
         record_id = str(values[pk])
-        encoded = meta.encode(values)
+        encoded = meta.encode(values, record_id)
         streams = {name: values[name] for name in meta.stream_fields if name in self._dirty_streams}
         entries, claims = entries_for(cls, values)
         expected = None

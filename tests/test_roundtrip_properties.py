@@ -197,6 +197,8 @@ def test_the_generated_encoder_writes_what_dumps_writes(values: dict[str, Any]) 
         name: serialization.dumps(meta.fields[name], values[name]) for name in meta.hash_fields
     }
     assert meta.encode(values) == expected
+    # the primary key written from its text, as a save does
+    assert meta.encode(values, str(values["id"])) == expected
     # and the texts read back as the values
     decoded = meta.decode(expected, str(values["id"]), lambda record_id: f"record {record_id}")
     for name in meta.hash_fields:

@@ -1671,13 +1671,11 @@ def _create_args(shard: Shard, names: tuple[str, ...], writes: Sequence[RecordWr
     fields are ``names``."""
     args: list[Any] = [shard.index_prefix, shard.record_prefix, len(names), *names]
     for write in writes:
-        entries = write.entries
+        flat = _flat_entries(write.entries)
         args.append(write.record_id)
-        args.append(_dump_terms(entries, write.unique))
-        args.append(len(entries))
-        for entry in entries:
-            args.append(entry.name)
-            args.append(_score_text(entry.score))
+        args.append(_terms_text(flat, _flat_claims(write.unique)))
+        args.append(len(write.entries))
+        args.extend(flat)
         args.extend(write.fields.values())
     return args
 
@@ -1694,19 +1692,34 @@ def _score_text(score: float | None) -> str:
 def _dump_terms(entries: frozenset[IndexEntry], claims: frozenset[UniqueClaim]) -> bytes:
     if not entries and not claims:
         return b""
+    return _terms_text(_flat_entries(entries), _flat_claims(claims))
+
+
+def _flat_entries(entries: frozenset[IndexEntry]) -> list[str]:
+    """Entries as the scripts take them: name, score text, name, ..."""
     flat: list[str] = []
     for entry in entries:
         flat.append(entry.name)
         flat.append(_score_text(entry.score))
-    claimed: list[str] = []
+    return flat
+
+
+def _flat_claims(claims: frozenset[UniqueClaim]) -> list[str]:
+    flat: list[str] = []
     for claim in claims:
-        claimed.append(claim.field)
-        claimed.append(claim.term)
+        flat.append(claim.field)
+        flat.append(claim.term)
+    return flat
+
+
+def _terms_text(flat: list[str], claimed: list[str]) -> bytes:
+    """The remembered terms of flat entries and claims (``b""`` for none)."""
+    if not flat and not claimed:
+        return b""
     # Raw UTF-8 (not \u escapes): the script's JSON decoder passes it through
-    # byte for byte, so entry names reach key names exactly as Python builds them.
-    # the JSON of [flat, claimed] (a list of two lists of strings), as
-    # json.dumps(..., ensure_ascii=False, separators=(",", ":")) writes it,
-    # without building an encoder per call
+    # byte for byte, so entry names reach key names exactly as Python builds
+    # them.  The JSON of [flat, claimed], as json.dumps(..., ensure_ascii=False,
+    # separators=(",", ":")) writes it, without an encoder built per call.
     text = f"[[{','.join(map(_json_text, flat))}],[{','.join(map(_json_text, claimed))}]]"
     return text.encode("utf-8", "surrogatepass")
 
