@@ -161,3 +161,90 @@ def test_a_restarted_master_fails_clearly_while_down_and_serves_again_after(
     Wizard.create(name="after", house="Hufflepuff", age=99)
     assert Wizard.objects.filter(house="Hufflepuff").count() == 31
     assert Wizard.objects.check().ok
+
+
+def _owner_and_other(cluster: RedisCluster, slot: int) -> tuple[int, str]:
+    """The port of the master serving ``slot``, and another master's node id."""
+    client = cluster.client(cluster.ports[0])
+    try:
+        ranges = client.execute_command("CLUSTER", "SLOTS")
+    finally:
+        client.close()
+    owner = next(int(r[2][1]) for r in ranges if int(r[0]) <= slot <= int(r[1]))
+    other = next(port for port in cluster.ports if port != owner)
+    client = cluster.client(other)
+    try:
+        other_id = client.execute_command("CLUSTER", "MYID")
+    finally:
+        client.close()
+    return owner, other_id.decode() if isinstance(other_id, bytes) else other_id
+
+
+def test_a_script_refused_for_a_key_of_a_moving_slot_runs_again_once_it_settles(
+    storage: RedisClusterStorage, own_cluster: RedisCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a slot marked as migrating, its keys not moved yet: a script that reads
+    # a key of that slot it did not declare (here the shard's expiry index,
+    # which does not exist) is refused by the node; the save is run again
+    # until the slot is stable, and is applied once
+    from redis.cluster import key_slot
+
+    import repocket.backends.cluster as cluster_backend
+
+    monkeypatch.setattr(cluster_backend, "MOVED_KEY_PAUSE_S", 0.01)
+    wizard = Wizard.create(name="Harry", house="Gryffindor", age=1)
+    key = storage.record_key(Wizard._meta.collection, str(wizard.id))
+    slot = key_slot(key.encode())
+    owner, other_id = _owner_and_other(own_cluster, slot)
+    node = own_cluster.client(owner)
+    refusals: list[Exception] = []
+    run = RedisClusterStorage.__mro__[1]._run  # the single server's: no retry
+
+    def counting(self, script, keys, args):  # type: ignore[no-untyped-def]
+        try:
+            return run(self, script, keys, args)
+        except Exception as exc:
+            refusals.append(exc)
+            if len(refusals) == 3:  # the slot settles while the save waits
+                node.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
+            raise
+
+    monkeypatch.setattr(RedisClusterStorage.__mro__[1], "_run", counting)
+    try:
+        node.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", other_id)
+        wizard.age = 2
+        wizard.save()
+    finally:
+        node.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
+        node.close()
+    assert len(refusals) == 3
+    assert all("non local key" in str(exc) for exc in refusals)
+    assert Wizard.objects.get(id=wizard.id).age == 2
+    assert Wizard.objects.filter(age=2).count() == 1
+    assert Wizard.objects.check().ok
+
+
+def test_a_script_refused_for_a_moving_slot_too_long_fails_having_written_nothing(
+    storage: RedisClusterStorage, own_cluster: RedisCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from redis.cluster import key_slot
+
+    import repocket.backends.cluster as cluster_backend
+
+    monkeypatch.setattr(cluster_backend, "MOVED_KEY_PAUSE_S", 0.001)
+    monkeypatch.setattr(cluster_backend, "MOVED_KEY_ATTEMPTS", 5)
+    wizard = Wizard.create(name="Harry", house="Gryffindor", age=1)
+    key = storage.record_key(Wizard._meta.collection, str(wizard.id))
+    slot = key_slot(key.encode())
+    owner, other_id = _owner_and_other(own_cluster, slot)
+    node = own_cluster.client(owner)
+    try:
+        node.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", other_id)
+        wizard.age = 2
+        with pytest.raises(StorageError, match="non local key"):
+            wizard.save()
+    finally:
+        node.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
+        node.close()
+    assert Wizard.objects.get(id=wizard.id).age == 1
+    assert Wizard.objects.check().ok

@@ -160,6 +160,21 @@ CLAIM_SETTLE_S = 1.0
 
 _CLUSTER_SCRIPTS = (_SAVE, _CREATE_MANY, _DELETE, _APPEND, _SWAP, _CLAIM, _RELEASE)
 
+#: A script that reads a key it did not declare (a stream, an index entry)
+#: is refused when that key has already moved to another node while its slot
+#: migrates; it wrote nothing (see scripts.py), and is run again after a
+#: pause, up to this many times (about two seconds in all), by which time
+#: the slot has moved and the script is sent to its new node.
+MOVED_KEY_ATTEMPTS = 100
+MOVED_KEY_PAUSE_S = 0.02
+
+
+def _refused_for_a_moved_key(reply: Any) -> bool:
+    """Whether a script's reply is its refusal to touch a key of a slot
+    that is moving to another node."""
+    return isinstance(reply, redis.exceptions.ResponseError) and "non local key" in str(reply)
+
+
 #: redirections and refusals a node gives while slots migrate or the
 #: cluster changes: the commands were not run, and are run again through
 #: redis-py, which follows them
@@ -394,10 +409,28 @@ class RedisClusterStorage(RedisStorage):
                 break
             for script in missing:
                 self._cluster.script_load(script.text)
+        replies = list(replies)
+        for position, reply in enumerate(replies):
+            if _refused_for_a_moved_key(reply):
+                keys, args = calls[position]
+                replies[position] = self._run(per_call[position], keys, args)
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
-        return list(replies)
+        return replies
+
+    def _run(self, script: _Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """EVALSHA, run again while a key the script reads without declaring
+        it is on another node (its slot is moving): the script wrote nothing,
+        since every script reads such keys before its first write."""
+        for attempt in range(MOVED_KEY_ATTEMPTS):
+            try:
+                return super()._run(script, keys, args)
+            except redis.exceptions.ResponseError as exc:
+                if not _refused_for_a_moved_key(exc) or attempt == MOVED_KEY_ATTEMPTS - 1:
+                    raise
+                time.sleep(MOVED_KEY_PAUSE_S)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- unique claims ---------------------------------------------------------------
 

@@ -135,6 +135,14 @@ local function wrong_type(checks, checked)
   return nil
 end
 
+-- A key a script writes without declaring it (a stream, the expiry index)
+-- is read before the first write: on a Redis Cluster whose slot is moving,
+-- a key already moved fails the script there, with nothing written, and
+-- the caller runs it again once the slot has moved.
+local function reach(key)
+  redis.call('EXISTS', key)
+end
+
 local function entry_kind(score)
   if score == '' then return 'set' end
   return 'zset'
@@ -294,6 +302,8 @@ local function save_one(rkey, ids_key, terms_key, unique_key, a, checked)
   end
   local wrong = wrong_type(checks, checked)
   if wrong then return wrong, next_at end
+  for j = 0, ns - 1 do reach(rkey .. ':field:' .. ARGV[ns_at + 1 + 2 * j]) end
+  for j = 1, nall do reach(rkey .. ':field:' .. ARGV[ttl_at + 1 + j]) end
 
   -- checked: from here on nothing can fail
   if existed == nil then existed = redis.call('EXISTS', rkey) == 1 end
@@ -412,6 +422,9 @@ for j = 1, #entries, 2 do
 end
 local wrong = wrong_type(checks)
 if wrong then return wrong end
+for j = 3, #ARGV do reach(KEYS[1] .. ':field:' .. ARGV[j]) end
+local expiry_key = expiry_of(KEYS[2])
+reach(expiry_key)
 
 local removed = redis.call('DEL', KEYS[1])
 for j = 3, #ARGV do
@@ -420,8 +433,8 @@ end
 for j = 1, #entries, 2 do remove_entry(prefix, entries[j], entries[j + 1], id) end
 redis.call('HDEL', KEYS[3], id)
 redis.call('ZREM', KEYS[2], id)
-if redis.call('TYPE', expiry_of(KEYS[2]))['ok'] == 'zset' then
-  redis.call('ZREM', expiry_of(KEYS[2]), id)
+if redis.call('TYPE', expiry_key)['ok'] == 'zset' then
+  redis.call('ZREM', expiry_key, id)
 end
 if not KEYS[4] then return {removed, unpack(claims)} end
 release_claims(KEYS[4], claims, {}, id)
