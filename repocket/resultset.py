@@ -563,6 +563,15 @@ class ResultSet(Generic[M]):
             return None
         return self._order(name)
 
+    def _page_order_and_guard(
+        self, compiled: Compiled, order_field: str | None
+    ) -> tuple[Order | None, Plan | None]:
+        """A page's storage-side order, and the guard that keeps it exact
+        (the records whose scores in its fields are inexact; ``None``: none)."""
+        order = self._order(order_field) if order_field else None
+        guard = inexact_guard([*compiled.inexact_fields, *([order_field] if order_field else [])])
+        return order, guard
+
     def _page_ids(
         self,
         storage: Storage,
@@ -574,8 +583,7 @@ class ResultSet(Generic[M]):
         """One page of the exact plan's ids, in one round trip with the check
         that makes it exact; ``None`` when an inexact score makes it inexact."""
         collection = self.model._meta.collection
-        order = self._order(order_field) if order_field else None
-        guard = inexact_guard([*compiled.inexact_fields, *([order_field] if order_field else [])])
+        order, guard = self._page_order_and_guard(compiled, order_field)
         if guard is None:
             return storage.query_ids(collection, compiled.plan, order, start, limit)
         return storage.query_ids_unless(collection, guard, compiled.plan, order, start, limit)
@@ -591,8 +599,7 @@ class ResultSet(Generic[M]):
         """One page of the exact plan's records, read with the check that
         makes it exact; ``None`` when an inexact score makes it inexact."""
         meta = self.model._meta
-        order = self._order(order_field) if order_field else None
-        guard = inexact_guard([*compiled.inexact_fields, *([order_field] if order_field else [])])
+        order, guard = self._page_order_and_guard(compiled, order_field)
         return storage.query_records(
             meta.collection, compiled.plan, order, start, limit, meta.stream_fields, guard
         )

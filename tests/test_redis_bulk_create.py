@@ -39,11 +39,8 @@ def _layout(client) -> dict[bytes, object]:
     return found
 
 
-def _wizards(count: int) -> list[Wizard]:
-    return [Wizard(name=f"w{i}", house=f"h{i % 3}", age=i % 7) for i in range(count)]
-
-
-def test_new_records_are_written_by_the_create_script(storage, monkeypatch) -> None:
+def _spy_scripts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SHA of each script the redis backend pipelines, in order."""
     used: list[str] = []
     original = redis_backend.RedisStorage._pipelined_each
 
@@ -52,6 +49,15 @@ def test_new_records_are_written_by_the_create_script(storage, monkeypatch) -> N
         return original(self, per_call, calls)
 
     monkeypatch.setattr(redis_backend.RedisStorage, "_pipelined_each", spy)
+    return used
+
+
+def _wizards(count: int) -> list[Wizard]:
+    return [Wizard(name=f"w{i}", house=f"h{i % 3}", age=i % 7) for i in range(count)]
+
+
+def test_new_records_are_written_by_the_create_script(storage, monkeypatch) -> None:
+    used = _spy_scripts(monkeypatch)
     with count_round_trips(storage) as trips:
         Wizard.objects.bulk_create(_wizards(250), batch_size=500)
     assert trips.count == 1
@@ -87,14 +93,7 @@ def test_both_scripts_leave_the_same_data(storage, monkeypatch) -> None:
 
 
 def test_plain_records_and_others_share_one_pipeline(storage, monkeypatch) -> None:
-    used: list[str] = []
-    original = redis_backend.RedisStorage._pipelined_each
-
-    def spy(self, per_call, calls):  # type: ignore[no-untyped-def]
-        used.extend(script.sha for script in per_call)
-        return original(self, per_call, calls)
-
-    monkeypatch.setattr(redis_backend.RedisStorage, "_pipelined_each", spy)
+    used = _spy_scripts(monkeypatch)
     # a stream given content goes to the general script; a build without does not
     builds = [Build(stdout=b"out") if i % 2 else Build() for i in range(6)]
     with count_round_trips(storage) as trips:

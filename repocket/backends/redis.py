@@ -1184,36 +1184,16 @@ class RedisStorage(Storage):
         returns is as consistent as a snapshot; a larger result wasted one
         read of ``limit`` ids.
         """
+        read = _whole_read(shard, plan, order, limit, count_first=False)
+        if read is None:
+            return None
+        guards, count, page_command = read
         pipe = self._transaction([shard])
         first = len(pipe.command_stack)
-        # A | (B & G) is A while the guard G is empty (the query layer's
-        # candidates for a range on a field whose index may hold inexact
-        # scores): the guard's size is read in the same transaction
-        plan, guards = _unguarded(plan)
         for name in guards:
             pipe.scard(shard.index_key(name))
-        direct = _direct_order(shard, plan, order)
-        if direct is None and order is None and isinstance(plan, ScoreRange):
-            direct = (
-                shard.index_key(plan.name),
-                _bound(plan.low, plan.low_open),
-                _bound(plan.high, plan.high_open),
-            )
-        if direct is not None:
-            key, low, high = direct
-            descending = order is not None and order.descending
-            pipe.zcount(key, low, high)
-            if descending:
-                low, high = high, low
-            pipe.zrange(key, low, high, desc=descending, byscore=True, offset=0, num=limit)
-        elif order is None and isinstance(plan, Members):
-            key = shard.index_key(plan.name)
-            pipe.scard(key)
-            # at most `limit` distinct members, the whole set when it is no
-            # larger (and only `limit` of a large one: O(limit), not O(size))
-            pipe.srandmember(key, limit)
-        else:
-            return None
+        pipe.execute_command(*count)
+        pipe.execute_command(*page_command)
         with self._errors(f"query {collection.label}", resend=True):
             *guarded, total, page = self._execute(pipe)[first:]
         if total > limit or any(guarded):
@@ -1578,11 +1558,18 @@ def _index_page(
 
 
 def _whole_read(
-    shard: Shard, plan: Plan, order: Order | None, limit: int
+    shard: Shard, plan: Plan, order: Order | None, limit: int, count_first: bool = True
 ) -> tuple[list[str], list[Any], list[Any]] | None:
     """``(guard entry names, count command, page command)`` reading a whole
-    result of at most ``limit`` ids with one index read (as
-    :meth:`RedisStorage._whole_if_small` does), or ``None``."""
+    result of at most ``limit`` ids with one index read, or ``None``.
+
+    A plan ``A | (B & G)`` is ``A`` while the guard ``G`` is empty (the query
+    layer's candidates for a range on a field whose index may hold inexact
+    scores): the guard's sets are returned, for their sizes to be read
+    with the page.  ``count_first``: the page is read only once the count
+    showed it is small (the read script); else both are read together (a
+    ``MULTI``), and a set's page reads at most ``limit`` members.
+    """
     plan, guards = _unguarded(plan)
     direct = _direct_order(shard, plan, order)
     if direct is None and order is None and isinstance(plan, ScoreRange):
@@ -1599,8 +1586,11 @@ def _whole_read(
         return guards, count, ["ZRANGE", key, low, high, "BYSCORE", "LIMIT", 0, limit]
     if order is None and isinstance(plan, Members):
         key = shard.index_key(plan.name)
-        # read only when its count (read first) is at most `limit`
-        return guards, ["SCARD", key], ["SMEMBERS", key]
+        if count_first:  # read only when the count showed at most `limit`
+            return guards, ["SCARD", key], ["SMEMBERS", key]
+        # at most `limit` distinct members, the whole set when it is no
+        # larger (and only `limit` of a large one: O(limit), not O(size))
+        return guards, ["SCARD", key], ["SRANDMEMBER", key, limit]
     return None
 
 
