@@ -1,10 +1,10 @@
 """Count round trips and commands sent to the storage server, machine-independently.
 
-Every request redis-py sends (one command, or one whole pipeline or
-transaction) goes through ``send_packed_command`` once; a single command is
-sent with ``send_command`` and the commands of a pipeline are packed with
-``pack_commands`` (MULTI and EXEC included).  fakeredis's connection
-inherits all three, so the same counters work on both backends.
+Every request sent to the server (one command, or one whole pipeline or
+transaction, or the commands repocket packs itself) goes through a
+connection's ``send_packed_command`` once; the commands in it (MULTI and EXEC
+included) are read back from the bytes sent.  fakeredis's connection
+inherits it, so the same counter works on both backends.
 """
 
 from __future__ import annotations
@@ -43,28 +43,45 @@ def count_round_trips(storage: Storage) -> Iterator[RoundTrips]:
         load_scripts()
     counter = RoundTrips()
     original = AbstractConnection.send_packed_command
-    original_send = AbstractConnection.send_command
-    original_pack = AbstractConnection.pack_commands
 
     def counting(self: Any, command: Any, check_health: bool = True) -> Any:
         counter.count += 1
-        return original(self, command, check_health)
+        pieces = sent_pieces(command)
+        counter.names.extend(command_names(pieces))
+        return original(self, pieces, check_health)
 
-    def sending(self: Any, *args: Any, **kwargs: Any) -> Any:
-        counter.names.append(_name(args[0]))
-        return original_send(self, *args, **kwargs)
-
-    def packing(self: Any, commands: Any) -> Any:
-        counter.names.extend(_name(command[0]) for command in commands)
-        return original_pack(self, commands)
-
-    with (
-        mock.patch.object(AbstractConnection, "send_packed_command", counting),
-        mock.patch.object(AbstractConnection, "send_command", sending),
-        mock.patch.object(AbstractConnection, "pack_commands", packing),
-    ):
+    with mock.patch.object(AbstractConnection, "send_packed_command", counting):
         yield counter
 
 
-def _name(word: Any) -> str:
-    return (word.decode() if isinstance(word, bytes) else str(word)).upper()
+def sent_pieces(command: Any) -> list[bytes]:
+    """What ``send_packed_command`` was given, as a list of bytes (it takes
+    bytes, a str, or any iterable of bytes, which it may only read once)."""
+    if isinstance(command, str):
+        return [command.encode()]
+    if isinstance(command, bytes):
+        return [command]
+    return [bytes(piece) for piece in command]
+
+
+def command_names(pieces: list[bytes]) -> list[str]:
+    """The name of every command in packed requests (the redis protocol:
+    ``*<words>`` then ``$<length>`` and the bytes of each word)."""
+    data = b"".join(pieces)
+    names: list[str] = []
+    at = 0
+    while at < len(data):
+        assert data[at : at + 1] == b"*", (
+            f"not a packed command at byte {at}: {data[at : at + 20]!r}"
+        )
+        end = data.index(b"\r\n", at)
+        words = int(data[at + 1 : end])
+        at = end + 2
+        for word in range(words):
+            assert data[at : at + 1] == b"$", f"not a packed word at byte {at}"
+            end = data.index(b"\r\n", at)
+            length = int(data[at + 1 : end])
+            if word == 0:
+                names.append(data[end + 2 : end + 2 + length].decode().upper())
+            at = end + 2 + length + 2
+    return names

@@ -43,7 +43,7 @@ from repocket.storage import Storage
 from repocket.testing.query_models import Counter, Wizard
 
 from .models import Build, Project
-from .roundtrips import RoundTrips, _name, count_round_trips
+from .roundtrips import RoundTrips, command_names, count_round_trips, sent_pieces
 from .servers import RedisServer
 
 T = TypeVar("T")
@@ -87,27 +87,14 @@ async def count_async_round_trips() -> Any:
     counter = RoundTrips()
     connection = async_connection.AbstractConnection
     original = connection.send_packed_command
-    original_send = connection.send_command
-    original_pack = connection.pack_commands
 
     async def counting(self: Any, command: Any, check_health: bool = True) -> Any:
         counter.count += 1
-        return await original(self, command, check_health)
+        pieces = sent_pieces(command)
+        counter.names.extend(command_names(pieces))
+        return await original(self, pieces, check_health)
 
-    async def sending(self: Any, *args: Any, **kwargs: Any) -> Any:
-        counter.names.append(_name(args[0]))
-        return await original_send(self, *args, **kwargs)
-
-    def packing(self: Any, commands: Any) -> Any:
-        commands = list(commands)  # (redis.asyncio's transactions pass a generator)
-        counter.names.extend(_name(command[0]) for command in commands)
-        return original_pack(self, commands)
-
-    with (
-        mock.patch.object(connection, "send_packed_command", counting),
-        mock.patch.object(connection, "send_command", sending),
-        mock.patch.object(connection, "pack_commands", packing),
-    ):
+    with mock.patch.object(connection, "send_packed_command", counting):
         yield counter
 
 

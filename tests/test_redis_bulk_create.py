@@ -20,7 +20,7 @@ from repocket.errors import ConflictError, StorageError, UniqueViolation
 from repocket.testing.query_models import Wizard
 
 from .models import Build
-from .roundtrips import count_round_trips
+from .roundtrips import command_names, count_round_trips
 
 
 def _layout(client) -> dict[bytes, object]:
@@ -69,6 +69,54 @@ def test_new_records_are_written_by_the_create_script(storage, monkeypatch) -> N
     )
     assert Wizard.objects.filter(age__gte=6).count() == len([i for i in range(250) if i % 7 >= 6])
     assert Wizard.objects.check().ok
+
+
+def test_each_chunk_is_sent_before_the_next_is_packed(storage, monkeypatch) -> None:
+    # the server runs a chunk's script while the client packs the next one:
+    # in the one request of a batch, chunk k + 1's arguments are made only
+    # after chunk k was handed to the socket
+    from redis.connection import AbstractConnection
+
+    monkeypatch.setattr(redis_backend, "SAVE_BATCH", 4)
+    events: list[str] = []
+    original_args = redis_backend._create_args
+
+    def making(shard, names, writes):  # type: ignore[no-untyped-def]
+        events.append(f"pack {len(writes)}")
+        return original_args(shard, names, writes)
+
+    # connect and load the scripts first: only the batch's request is seen below
+    storage.ping()
+    storage.load_scripts()
+    original_send = AbstractConnection.send_packed_command
+    requests: list[list[bytes]] = []
+
+    def sending(self, command, check_health=True):  # type: ignore[no-untyped-def]
+        sent: list[bytes] = []
+        requests.append(sent)
+
+        def pieces():  # type: ignore[no-untyped-def]
+            for piece in sent_pieces_lazily(command):
+                events.append("send")
+                sent.append(piece)
+                yield piece
+
+        return original_send(self, pieces(), check_health)
+
+    monkeypatch.setattr(redis_backend, "_create_args", making)
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", sending)
+    Wizard.objects.bulk_create(_wizards(10), batch_size=500)
+    monkeypatch.undo()
+    assert len(requests) == 1  # one round trip
+    assert command_names(requests[0]) == ["EVALSHA"] * 3
+    assert events == ["pack 4", "send", "pack 4", "send", "pack 2", "send"]
+    assert Wizard.objects.count() == 10
+    assert Wizard.objects.check().ok
+
+
+def sent_pieces_lazily(command):  # type: ignore[no-untyped-def]
+    """The pieces of what ``send_packed_command`` was given, one by one."""
+    return [command] if isinstance(command, bytes) else command
 
 
 def _fixed_ids(monkeypatch, ids: list[uuid.UUID]) -> None:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import heapq
 import itertools
 import json
@@ -48,7 +49,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast, overload
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
@@ -497,27 +498,42 @@ class RedisStorage(Storage):
             groups.setdefault(group, []).append(position)
         chunks: list[list[int]] = []
         scripts_: list[_Script] = []
-        batched: list[tuple[list[str], list[Any]]] = []
+        makers: list[Callable[[], tuple[list[str], list[Any]]]] = []
         for (shard, names), positions in groups.items():
-            collection = shard.collection
-            shared = [shard.ids_key, shard.terms_key, unique_key(collection)]
             for start in range(0, len(positions), SAVE_BATCH):
                 chunk = positions[start : start + SAVE_BATCH]
                 chunks.append(chunk)
                 if names is not None:
                     scripts_.append(_CREATE_MANY)
-                    batched.append((shared, _create_args(shard, names, [writes[i] for i in chunk])))
-                    continue
-                calls = [self._save_call(writes[i]) for i in chunk]
-                scripts_.append(_SAVE_MANY)
-                keys = [*shared, *(call[0][0] for call in calls)]
-                batched.append((keys, [arg for call in calls for arg in call[1]]))
+                    makers.append(functools.partial(self._create_call, shard, names, writes, chunk))
+                else:
+                    scripts_.append(_SAVE_MANY)
+                    makers.append(functools.partial(self._save_many_call, shard, writes, chunk))
         replies: list[Any] = [None] * len(writes)
-        results = self._pipelined_each(scripts_, batched)
+        # each chunk's arguments are made as it is sent: the server runs the
+        # first chunks while the later ones are packed
+        results = self._pipelined_each(scripts_, _MadeOnDemand(makers))
         for chunk, chunk_replies in zip(chunks, results, strict=True):
             for position, reply in zip(chunk, chunk_replies, strict=True):
                 replies[position] = reply
         return replies
+
+    @staticmethod
+    def _create_call(
+        shard: Shard, names: tuple[str, ...], writes: Sequence[RecordWrite], chunk: list[int]
+    ) -> tuple[list[str], list[Any]]:
+        """The ``CREATE_MANY`` call of the plain new records ``chunk`` of ``writes``."""
+        shared = [shard.ids_key, shard.terms_key, unique_key(shard.collection)]
+        return shared, _create_args(shard, names, [writes[i] for i in chunk])
+
+    def _save_many_call(
+        self, shard: Shard, writes: Sequence[RecordWrite], chunk: list[int]
+    ) -> tuple[list[str], list[Any]]:
+        """The ``SAVE_MANY`` call of the records ``chunk`` of ``writes``."""
+        calls = [self._save_call(writes[i]) for i in chunk]
+        shared = [shard.ids_key, shard.terms_key, unique_key(shard.collection)]
+        keys = [*shared, *(call[0][0] for call in calls)]
+        return keys, [arg for call in calls for arg in call[1]]
 
     def _pipelined(
         self, script: _Script, calls: Sequence[tuple[list[str], list[Any]]]
@@ -537,11 +553,16 @@ class RedisStorage(Storage):
         replies: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
         for attempt in range(2):
-            pipe = self._client.pipeline(transaction=False)
-            for position in todo:
-                keys, args = calls[position]
-                pipe.evalsha(per_call[position].sha, len(keys), *keys, *args)
-            for position, reply in zip(todo, pipe.execute(raise_on_error=False), strict=True):
+            sent = todo
+
+            def commands(sent: list[int] = sent) -> Iterator[bytes]:
+                for position in sent:
+                    keys, args = calls[position]
+                    yield _pack_command(
+                        (b"EVALSHA", per_call[position].sha, len(keys), *keys, *args)
+                    )
+
+            for position, reply in zip(sent, self._exchange(commands, len(sent)), strict=True):
                 replies[position] = reply
             # only the calls the server did not run are sent again: one that
             # ran (a conditional save, say) must not run twice
@@ -727,22 +748,37 @@ class RedisStorage(Storage):
         Bulk loads are repocket's hot path, and redis-py's pipeline spends
         several microseconds of Python per command (queueing, packing,
         reply callbacks) -- more than the server spends on an HGETALL.  This
-        sends one buffer and reads the replies one by one on a connection of
-        the client's own pool, with its retry policy (reads are resent) and
-        its error handling.  Hash replies come back as redis sends them: a
-        dict over RESP3, a flat list over RESP2 (:func:`_text_keys` reads both).
+        sends one buffer and reads the replies (see :meth:`_exchange`).
+        Hash replies come back as redis sends them: a dict over RESP3, a
+        flat list over RESP2 (:func:`_text_keys` reads both).
 
         :raises redis.exceptions.ResponseError: the first error reply, once
             every reply was read (the connection stays usable).
         """
+        data = [b"".join(packed)]
+        replies = self._exchange(lambda: data, len(packed))
+        for reply in replies:
+            if isinstance(reply, redis.exceptions.ResponseError):
+                raise reply
+        return replies
+
+    def _exchange(self, commands: Callable[[], Iterable[bytes]], count: int) -> list[Any]:
+        """Send packed commands in one round trip and read their ``count``
+        replies, on a connection of the client's own pool with its retry
+        policy (reads are resent, writes are not) and its error handling.
+
+        ``commands()`` gives the bytes to send, once per attempt; each piece
+        is written to the socket as soon as it is produced, so that the
+        server can run the first commands while later ones are still being
+        packed (bulk writes pack one script per chunk of records).  Error
+        replies are returned in place, as their exceptions.
+        """
         client = self._client
         pool = client.connection_pool
         conn: Any = client.connection or pool.get_connection()
-        data = [b"".join(packed)]
-        count = len(packed)
 
         def send_and_read() -> list[Any]:
-            conn.send_packed_command(data)
+            conn.send_packed_command(commands())
             fast = _hiredis_replies(conn, count)
             if fast is not None:
                 return fast
@@ -762,9 +798,6 @@ class RedisStorage(Storage):
         finally:
             if client.connection is None:
                 pool.release(conn)
-        for reply in replies:
-            if isinstance(reply, redis.exceptions.ResponseError):
-                raise reply
         return replies
 
     def iter_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
@@ -1861,6 +1894,65 @@ def _held(reply: Any) -> bool:
 def _ttl_ms(seconds: float) -> str:
     """A time to live in whole milliseconds (at least 1), as a script takes it."""
     return str(max(1, math.ceil(seconds * 1000)))
+
+
+class _MadeOnDemand(Sequence[_T]):
+    """A sequence whose items are made when first read, then kept."""
+
+    __slots__ = ("_made", "_makers")
+
+    def __init__(self, makers: Sequence[Callable[[], _T]]) -> None:
+        self._makers = makers
+        self._made: dict[int, _T] = {}
+
+    def __len__(self) -> int:
+        return len(self._makers)
+
+    @overload
+    def __getitem__(self, index: int) -> _T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[_T]: ...
+
+    def __getitem__(self, index: int | slice) -> _T | Sequence[_T]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        index = range(len(self))[index]  # negative indexes; IndexError
+        made = self._made
+        if index not in made:
+            made[index] = self._makers[index]()
+        return made[index]
+
+
+def _pack_command_py(args: Sequence[str | bytes | int | float]) -> bytes:
+    """One command in the redis protocol, as redis-py packs it: strings as
+    UTF-8, numbers as their ``repr``."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, bytes):
+            data = arg
+        elif isinstance(arg, str):
+            data = arg.encode("utf-8")
+        elif isinstance(arg, (int, float)) and not isinstance(arg, bool):
+            data = repr(arg).encode("ascii")
+        else:
+            raise TypeError(f"cannot send {type(arg).__name__} {arg!r} to redis")
+        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def _hiredis_packer() -> Callable[[Sequence[str | bytes | int | float]], bytes]:
+    try:
+        from hiredis import pack_command
+    except ImportError:  # pragma: no cover - hiredis is optional
+        return _pack_command_py
+    # hiredis packs bytes, str (UTF-8), int and float exactly as redis-py
+    # does, in C; it refuses anything else (bool included) with TypeError
+    return cast("Callable[[Sequence[str | bytes | int | float]], bytes]", pack_command)
+
+
+#: Packs one command (a tuple of its words) in the redis protocol.
+_pack_command = _hiredis_packer()
 
 
 def _pack(*args: str | bytes) -> bytes:
