@@ -93,7 +93,8 @@ class Manager(Generic[M]):
             ((name, value),) = kwargs.items()
             if name == model._meta.primary_key and value is not None:
                 pk = model._meta.fields[name].clean(value, model.__name__)
-                found = load_many(model, [str(pk)])[0]
+                # the record gets the UUID asked with when it stores exactly that
+                found = load_many(model, [str(pk)], known=[pk])[0]
                 if found is None:
                     raise model.DoesNotExist(f"no {model.__name__} matches {_describe(kwargs)}")
                 return found

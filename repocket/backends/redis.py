@@ -182,6 +182,32 @@ def _with_defaults(options: dict[str, Any]) -> dict[str, Any]:
     return {**defaults, **options}
 
 
+class _Errors:
+    """The block :meth:`RedisStorage._errors` opens (a class, not a
+    generator: every storage call enters one)."""
+
+    __slots__ = ("_action", "_resend", "_storage", "_token")
+
+    def __init__(self, storage: RedisStorage, action: str, resend: bool) -> None:
+        self._storage = storage
+        self._action = action
+        self._resend = resend
+
+    def __enter__(self) -> None:
+        self._token = _RESEND_OK.set(self._resend)
+
+    def __exit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> None:
+        # A generator holding this block open may be finished elsewhere
+        # (closed by the garbage collector in another thread): its token
+        # then belongs to another context, and there is nothing to undo.
+        with contextlib.suppress(ValueError, RuntimeError):
+            _RESEND_OK.reset(self._token)
+        if exc is not None:
+            translated = self._storage._translated(exc, self._action)
+            if translated is not None:
+                raise translated from exc
+
+
 class _Script:
     """A Lua script run with EVALSHA, loaded again on NOSCRIPT."""
 
@@ -335,8 +361,9 @@ class RedisStorage(Storage):
         sharded = f", {self.shards} shards" if self.shards > 1 else ""
         return f"redis at {where} (db {kwargs.get('db', 0)}{sharded})"
 
-    @contextlib.contextmanager
-    def _errors(self, action: str, *, resend: bool = False) -> Iterator[None]:
+    def _errors(
+        self, action: str, *, resend: bool = False
+    ) -> contextlib.AbstractContextManager[None]:
         """Wrap redis-py errors once, naming the server and what was being done.
 
         :param resend: the commands sent meanwhile have the same effect sent
@@ -345,28 +372,25 @@ class RedisStorage(Storage):
             again after a timeout or a dropped connection.  Writes never are,
             nor the read of a query snapshot's next page, which removes it.
         """
-        token = _RESEND_OK.set(resend)
-        try:
-            yield
-        except redis.exceptions.AuthenticationError as exc:
+        return _Errors(self, action, resend)
+
+    def _translated(self, exc: BaseException, action: str) -> Exception | None:
+        """The repocket error a redis-py error raised while doing ``action``
+        becomes (``None``: not redis-py's, let it through)."""
+        if isinstance(exc, redis.exceptions.AuthenticationError):
             # A ConnectionError to redis-py, so it must be caught first; but
             # the server did answer: "cannot reach" sent people to the network.
-            raise StorageConnectionError(
+            return StorageConnectionError(
                 f"authentication failed for {self.describe()} while trying to {action}: "
                 f"{exc} (check the user name and password)"
-            ) from exc
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise StorageConnectionError(
+            )
+        if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+            return StorageConnectionError(
                 f"cannot reach {self.describe()} while trying to {action}: {exc}"
-            ) from exc
-        except redis.exceptions.RedisError as exc:
-            raise StorageError(f"{self.describe()} failed to {action}: {exc}") from exc
-        finally:
-            # A generator holding this block open may be finished elsewhere
-            # (closed by the garbage collector in another thread): its token
-            # then belongs to another context, and there is nothing to undo.
-            with contextlib.suppress(ValueError, RuntimeError):
-                _RESEND_OK.reset(token)
+            )
+        if isinstance(exc, redis.exceptions.RedisError):
+            return StorageError(f"{self.describe()} failed to {action}: {exc}")
+        return None
 
     # -- layout ----------------------------------------------------------------------
 
