@@ -22,7 +22,9 @@ setup(
     packages=["repocket_sqlite"],
     package_data={"repocket_sqlite": ["py.typed"]},
     python_requires=">=3.10",
-    install_requires=["repocket"],
+    # the storage protocol of engine v2 (create-only saves, conditional
+    # saves, expiry, query_records)
+    install_requires=["repocket>=0.2.0.dev0"],
     extras_require={"test": ["pytest>=7.4"]},
     entry_points={
         "repocket.backends": [
