@@ -3,7 +3,7 @@
 
 Usage::
 
-    python benchmarks/bench_engine.py                  # N = 20,000 records, 3 rounds
+    python benchmarks/bench_engine.py                  # N = 20,000 records, 7 rounds
     python benchmarks/bench_engine.py --quick          # N = 2,000, short samples: a smoke run
     python benchmarks/bench_engine.py --records 100000 --repeats 5
     python benchmarks/bench_engine.py --only get filter_eq_200
@@ -28,11 +28,15 @@ keys, same envelope texts), plus a hand-written index: one set of ids per
 house, and one sorted set of ids by age.
 
 Every operation is timed for repocket and for its raw baseline(s) in
-alternating samples; a figure is the median of ``--repeats`` rounds.  The
-ratio is repocket's operations per second over raw redis-py's (1.00 = as
-fast, higher is better).  Round trips (requests redis-py sends) and redis
-commands (an ``INFO commandstats`` delta, MULTI/EXEC and the commands Lua
-scripts run included) are counted for one call of each side.  Nothing
+alternating samples, one sample of each side per round; ops/s are the
+median of ``--repeats`` rounds.  The ratio is repocket's operations per
+second over raw redis-py's (1.00 = as fast, higher is better), taken in
+each round and reported as the median over the rounds: the two samples of
+a round are timed back to back, so a slow spell of the machine (a shared
+virtual machine has them) weighs on both sides of one ratio alike.  Round
+trips (requests redis-py sends) and redis commands (an ``INFO
+commandstats`` delta, MULTI/EXEC and the commands Lua scripts run
+included) are counted for one call of each side.  Nothing
 asserts on timings: a slow machine fails no target, it only prints "no".
 
 The exit status is 1 only when an operation could not run or returned wrong
@@ -390,9 +394,16 @@ def measure(op: Operation, options: argparse.Namespace, admin: redis.Redis) -> N
         print(
             f"  {op.label:<30} vs {base.label:<30} repocket {1 / mine.seconds:>9,.1f}/s "
             f"(+-{mine.spread:4.0%})  raw {1 / base.seconds:>9,.1f}/s (+-{base.spread:4.0%})  "
-            f"ratio {base.seconds / mine.seconds:5.2f}",
+            f"ratio {paired_ratio(mine, base):5.2f}",
             file=sys.stderr,
         )
+
+
+def paired_ratio(mine: Side, base: Side) -> float:
+    """The median over rounds of the ratio of the two sides' samples in
+    that round (each round times both back to back, so a slow spell of the
+    machine weighs on both sides of a ratio alike)."""
+    return statistics.median(b / m for m, b in zip(mine.samples, base.samples, strict=True))
 
 
 # ---------------------------------------------------------------------------
@@ -1149,7 +1160,7 @@ def operation_rows(outcomes: list[Outcome]) -> list[list[str]]:
             continue
         mine = op.repocket
         for base in op.baselines:
-            ratio = base.seconds / mine.seconds
+            ratio = paired_ratio(mine, base)
             target = None if base.reference else op.target
             label = f"{op.label} vs {base.label}"
             if base.reference:
@@ -1228,7 +1239,7 @@ def report(
         "",
         f"Operations: median of {options.repeats} rounds of samples of about "
         f"{options.sample_seconds} s, the two sides alternating; "
-        "ratio = repocket ops/s / raw ops/s.",
+        "ratio = repocket ops/s / raw ops/s in each round, median over the rounds.",
         "",
         table(
             [
@@ -1287,13 +1298,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="N, a multiple of 200, at least 1,000 (default 20,000; --quick 2,000)",
     )
     parser.add_argument(
-        "--repeats", type=int, default=3, help="rounds per operation; the median is reported"
+        "--repeats", type=int, default=7, help="rounds per operation; the median is reported"
     )
     parser.add_argument(
         "--sample-seconds",
         type=float,
         default=None,
-        help="approximate length of one sample (default 0.3; --quick 0.05)",
+        help="approximate length of one sample (default 0.15; --quick 0.05)",
     )
     parser.add_argument(
         "--warmup", type=int, default=None, help="untimed calls first (default 20; --quick 3)"
@@ -1331,7 +1342,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if options.records is None:
         options.records = 2_000 if quick else 20_000
     if options.sample_seconds is None:
-        options.sample_seconds = 0.05 if quick else 0.3
+        options.sample_seconds = 0.05 if quick else 0.15
     if options.warmup is None:
         options.warmup = 3 if quick else 20
     if options.profile_seconds is None:
