@@ -78,18 +78,19 @@ class ResultSet(Generic[M]):
         self._ordering = ordering
         self._conditions = conditions
         self._compiled: Compiled | None = None
-        # per lookup, (field, function telling whether a value matches); made
-        # on first use, for the lookups and for each exclude() group
+        # per lookup, (field, function telling whether a value matches), for
+        # the lookups and for each exclude() group; then a function per F/Q
+        # condition telling whether a record's values meet it (made on first use)
         self._matchers: (
             tuple[
                 list[tuple[str, Callable[[Any], bool]]],
                 list[list[tuple[str, Callable[[Any], bool]]]],
+                list[Callable[[Any], bool]],
             ]
             | None
         ) = None
         self._cache: list[M] | None = None
         self._with_pointers = True
-        self._meets: list[Callable[[Any], bool]] | None = None
 
     # -- building --------------------------------------------------------------------
 
@@ -716,6 +717,8 @@ class ResultSet(Generic[M]):
         return False
 
     def _matches(self, record: ActiveRecord) -> bool:
+        # called for every record a query loads: plain loops, which cost
+        # nothing for an empty list (no exclude(), no F/Q conditions)
         matchers = self._matchers
         if matchers is None:
             fields = self.model._meta.fields
@@ -725,20 +728,19 @@ class ResultSet(Generic[M]):
                     [(lk.field, lookup_matcher(fields[lk.field], lk)) for lk in group]
                     for group in self._excludes
                 ],
+                [condition_matcher(self.model, c) for c in self._conditions],
             )
         values = record._values
         for name, matches in matchers[0]:
             if not matches(values[name]):
                 return False
-        if any(all(matches(values[name]) for name, matches in group) for group in matchers[1]):
-            return False
-        return all(meets(values) for meets in self._condition_matchers())
-
-    def _condition_matchers(self) -> list[Callable[[Any], bool]]:
-        found = self._meets
-        if found is None:
-            found = self._meets = [condition_matcher(self.model, c) for c in self._conditions]
-        return found
+        for group in matchers[1]:
+            if all(matches(values[name]) for name, matches in group):
+                return False
+        for meets in matchers[2]:  # noqa: SIM110 - all() would make a generator per record
+            if not meets(values):
+                return False
+        return True
 
     def _sorted(self, records: list[M]) -> list[M]:
         pk = self.model._meta.primary_key
