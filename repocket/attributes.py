@@ -1314,13 +1314,15 @@ def _uuid_from_text(text: str) -> _uuid.UUID:
         if len(digits) == 32:
             value = _new_uuid(_uuid.UUID)
             _set_slot(value, "int", int(digits, 16))
-            _set_slot(value, "is_safe", _uuid.SafeUUID.unknown)
+            _set_slot(value, "is_safe", _UNKNOWN_SAFETY)
             return value
     return _uuid.UUID(text)
 
 
 _new_uuid = object.__new__
 _set_slot = object.__setattr__
+# read once: an enum member read through its class costs a Python call
+_UNKNOWN_SAFETY = _uuid.SafeUUID.unknown
 
 
 def uuid7() -> _uuid.UUID:
@@ -1336,7 +1338,7 @@ def uuid7() -> _uuid.UUID:
     value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 9562 variant
     made = _new_uuid(_uuid.UUID)  # UUID(int=value), without __init__'s checks
     _set_slot(made, "int", value)
-    _set_slot(made, "is_safe", _uuid.SafeUUID.unknown)
+    _set_slot(made, "is_safe", _UNKNOWN_SAFETY)
     return made
 
 
@@ -1353,7 +1355,7 @@ def uuid7_many(count: int) -> list[_uuid.UUID]:
         value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 9562 variant
         one = _new_uuid(_uuid.UUID)
         _set_slot(one, "int", value)
-        _set_slot(one, "is_safe", _uuid.SafeUUID.unknown)
+        _set_slot(one, "is_safe", _UNKNOWN_SAFETY)
         made.append(one)
     return made
 
