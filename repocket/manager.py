@@ -55,9 +55,17 @@ class ManagerDescriptor:
             raise AttributeError(
                 f"objects is reachable from the {owner.__name__} class, not from its instances"
             )
-        if getattr(owner, "_meta", None) is None:
+        meta = getattr(owner, "_meta", None)
+        if meta is None:
             raise AttributeError("ActiveRecord itself has no records; use a model class")
-        return Manager(owner)
+        # one Manager per model (it holds nothing but the model), made once:
+        # ``Model.objects`` is read by every call of the API
+        manager: Manager[M] | None = meta.manager
+        if manager is None or manager.model is not owner:
+            manager = Manager(owner)
+            if meta.model is owner:
+                meta.manager = manager
+        return manager
 
 
 class Manager(Generic[M]):

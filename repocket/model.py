@@ -87,6 +87,7 @@ class Metadata:
         "hash_fields",
         "indexed",
         "initial",
+        "manager",
         "model",
         "namespace",
         "pointer_fields",
@@ -107,6 +108,8 @@ class Metadata:
         self.model = model
         self.fields = fields
         self.primary_key = primary_key
+        #: the model's ``objects`` (made on first use; see ManagerDescriptor)
+        self.manager: Any = None
         #: the module part of the model's keys: ``Meta.namespace``, else the
         #: module the class is declared in
         self.namespace = namespace or model.__module__

@@ -88,7 +88,7 @@ def load_many(
             build(item, value) if item is not None else None
             for item, value in zip(stored, known, strict=True)
         ]
-    if with_pointers:
+    if with_pointers and meta.pointer_fields:
         resolve_pointers([r for r in records if r is not None], gone)
     return records
 
