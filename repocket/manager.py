@@ -307,6 +307,11 @@ class Manager(Generic[M]):
         :raises ValidationError: a record is not a ``Model`` instance, or a
             value cannot be stored (nothing is written).
         :raises UniqueViolation, ConflictError: a record was refused.
+        :raises StorageError: the outcome of a batch is unknown (a timeout,
+            a connection lost half-way): some of its records may be written.
+            Each new record keeps its id, so ``bulk_create`` again with the
+            same records repeats the same create-only writes and stores
+            each record once.
         """
         model = self.model
         records = list(records)

@@ -46,22 +46,25 @@ def count_round_trips(storage: Storage) -> Iterator[RoundTrips]:
 
     def counting(self: Any, command: Any, check_health: bool = True) -> Any:
         counter.count += 1
-        pieces = sent_pieces(command)
-        counter.names.extend(command_names(pieces))
-        return original(self, pieces, check_health)
+        sent: list[bytes] = []
+        try:
+            return original(self, passing(command, sent), check_health)
+        finally:
+            counter.names.extend(command_names(sent))
 
     with mock.patch.object(AbstractConnection, "send_packed_command", counting):
         yield counter
 
 
-def sent_pieces(command: Any) -> list[bytes]:
-    """What ``send_packed_command`` was given, as a list of bytes (it takes
-    bytes, a str, or any iterable of bytes, which it may only read once)."""
-    if isinstance(command, str):
-        return [command.encode()]
-    if isinstance(command, bytes):
-        return [command]
-    return [bytes(piece) for piece in command]
+def passing(command: Any, sent: list[bytes]) -> Iterator[bytes]:
+    """What ``send_packed_command`` was given (bytes, a str, or any iterable
+    of bytes, which it may only read once), piece by piece as the
+    connection takes it, each piece kept in ``sent``: the pieces are made
+    when the connection asks for them, as without the counter."""
+    pieces = [command] if isinstance(command, (bytes, str)) else command
+    for piece in pieces:
+        sent.append(piece.encode() if isinstance(piece, str) else bytes(piece))
+        yield piece
 
 
 def command_names(pieces: list[bytes]) -> list[str]:

@@ -43,7 +43,7 @@ from repocket.storage import Storage
 from repocket.testing.query_models import Counter, Wizard
 
 from .models import Build, Project
-from .roundtrips import RoundTrips, command_names, count_round_trips, sent_pieces
+from .roundtrips import RoundTrips, command_names, count_round_trips, passing
 from .servers import RedisServer
 
 T = TypeVar("T")
@@ -90,9 +90,11 @@ async def count_async_round_trips() -> Any:
 
     async def counting(self: Any, command: Any, check_health: bool = True) -> Any:
         counter.count += 1
-        pieces = sent_pieces(command)
-        counter.names.extend(command_names(pieces))
-        return await original(self, pieces, check_health)
+        sent: list[bytes] = []
+        try:
+            return await original(self, passing(command, sent), check_health)
+        finally:
+            counter.names.extend(command_names(sent))
 
     with mock.patch.object(connection, "send_packed_command", counting):
         yield counter
@@ -469,6 +471,39 @@ def test_the_async_api_works_from_one_event_loop_after_another(storage: Storage)
         gc.collect()
     assert run(Wizard.objects.filter(age=17).acount()) == 2
     assert Wizard.objects.count() == 2
+
+
+def test_an_async_bulk_write_is_packed_before_its_write_timeout_starts(
+    redis_storage: RedisStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sync code writes a bulk request chunk by chunk as it packs them; a
+    # redis.asyncio connection writes what it is given under its socket
+    # timeout, so it is given the request packed whole, as a list
+    import repocket.backends.redis as redis_backend
+
+    monkeypatch.setattr(redis_backend, "SAVE_BATCH", 4)
+    given: list[Any] = []
+    connection = async_connection.AbstractConnection
+    original = connection.send_packed_command
+
+    async def sending(self: Any, command: Any, check_health: bool = True) -> Any:
+        given.append(command)
+        return await original(self, command, check_health)
+
+    redis_storage.load_scripts()  # (so that the one request below is the batch)
+
+    async def main() -> None:
+        await configure.async_storage().ping()
+        given.clear()
+        with mock.patch.object(connection, "send_packed_command", sending):
+            await Wizard.objects.abulk_create(
+                [Wizard(name=f"w{i}", age=i) for i in range(10)], batch_size=500
+            )
+
+    run(main())
+    assert len(given) == 1 and isinstance(given[0], list)
+    assert command_names(given[0]) == ["EVALSHA"] * 3
+    assert Wizard.objects.count() == 10
 
 
 def test_aclose_closes_every_connection_the_loop_opened(redis_storage: RedisStorage) -> None:

@@ -20,7 +20,7 @@ from repocket.errors import ConflictError, StorageError, UniqueViolation
 from repocket.testing.query_models import Wizard
 
 from .models import Build
-from .roundtrips import command_names, count_round_trips
+from .roundtrips import command_names, count_round_trips, passing
 
 
 def _layout(client) -> dict[bytes, object]:
@@ -96,9 +96,8 @@ def test_each_chunk_is_sent_before_the_next_is_packed(storage, monkeypatch) -> N
         requests.append(sent)
 
         def pieces():  # type: ignore[no-untyped-def]
-            for piece in sent_pieces_lazily(command):
+            for piece in passing(command, sent):
                 events.append("send")
-                sent.append(piece)
                 yield piece
 
         return original_send(self, pieces(), check_health)
@@ -114,9 +113,38 @@ def test_each_chunk_is_sent_before_the_next_is_packed(storage, monkeypatch) -> N
     assert Wizard.objects.check().ok
 
 
-def sent_pieces_lazily(command):  # type: ignore[no-untyped-def]
-    """The pieces of what ``send_packed_command`` was given, one by one."""
-    return [command] if isinstance(command, bytes) else command
+def test_a_chunk_that_cannot_be_made_stops_the_request_and_is_reported(
+    storage, monkeypatch
+) -> None:
+    # chunks are made while earlier ones are already sent and run: when one
+    # cannot be made, nothing after it is sent, the replies of what was sent
+    # are read (the connection stays usable), and the error is a
+    # StorageError -- the batch's outcome is partly applied, as after a
+    # connection lost half-way, and bulk_create again completes it once
+    monkeypatch.setattr(redis_backend, "SAVE_BATCH", 4)
+    original_args = redis_backend._create_args
+    made: list[int] = []
+
+    def making(shard, names, writes):  # type: ignore[no-untyped-def]
+        made.append(len(writes))
+        if len(made) == 3:
+            raise RuntimeError("cannot make the third chunk")
+        return original_args(shard, names, writes)
+
+    wizards = _wizards(10)
+    monkeypatch.setattr(redis_backend, "_create_args", making)
+    with pytest.raises(StorageError, match="was sent 2 of 3 commands") as caught:
+        Wizard.objects.bulk_create(wizards, batch_size=500)
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    monkeypatch.setattr(redis_backend, "_create_args", original_args)
+    # the first two chunks were run, and the connection reads its own replies
+    assert Wizard.objects.count() == 8
+    assert Wizard.objects.get(id=wizards[0].id).name == wizards[0].name
+    # the records kept their ids: the same writes again store the last two
+    # and find the first eight already there
+    Wizard.objects.bulk_create(wizards, batch_size=500)
+    assert sorted(w.name for w in Wizard.objects.all()) == sorted(w.name for w in wizards)
+    assert Wizard.objects.check().ok
 
 
 def _fixed_ids(monkeypatch, ids: list[uuid.UUID]) -> None:
@@ -214,3 +242,47 @@ def test_a_new_record_is_not_left_in_the_expiry_index(storage, monkeypatch) -> N
     (again,) = Wizard.objects.bulk_create([Wizard(name="again")])
     assert again.id == gone.id
     assert Wizard.objects.get(id=again.id).ttl() is None
+
+
+# -- packing --------------------------------------------------------------------
+
+
+_ARGUMENTS = [
+    b"EVALSHA",
+    "8f54535015ec712ca04555b3a0ca845a19aa2683",
+    3,
+    "repocket::ids:a:B",
+    "",
+    b"",
+    "h\u00e9llo \u2603 \U0001f600",
+    b"\x00\xff\r\n",
+    0,
+    -17,
+    2**70,
+    0.1,
+    -0.0,
+    1e16,
+    float("inf"),
+    '{"type": "Unicode", "value": "x", "module": "repocket.attributes"}',
+]
+
+
+@pytest.mark.parametrize(
+    "pack", [redis_backend._pack_command, redis_backend._pack_command_py], ids=["used", "python"]
+)
+def test_scripts_are_packed_byte_for_byte_as_redis_py_packs_them(pack) -> None:
+    from redis._parsers.encoders import Encoder
+    from redis.connection import PythonRespSerializer
+
+    encoder = Encoder("utf-8", "strict", False)
+    expected = b"".join(PythonRespSerializer(6000, encoder.encode).pack(*_ARGUMENTS))
+    assert pack(tuple(_ARGUMENTS)) == expected
+
+
+def test_the_python_packer_refuses_what_redis_py_refuses() -> None:
+    for bad in (True, None, object()):
+        with pytest.raises(TypeError):
+            redis_backend._pack_command_py((b"SET", "k", bad))
+    assert redis_backend._pack_command_py((b"SET", memoryview(b"k"), bytearray(b"v"))) == (
+        b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
+    )

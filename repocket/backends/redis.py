@@ -579,12 +579,11 @@ class RedisStorage(Storage):
         for attempt in range(2):
             sent = todo
 
-            def commands(sent: list[int] = sent) -> Iterator[bytes]:
+            def commands(sent: list[int] = sent) -> Iterator[tuple[bytes, int]]:
                 for position in sent:
                     keys, args = calls[position]
-                    yield _pack_command(
-                        (b"EVALSHA", per_call[position].sha, len(keys), *keys, *args)
-                    )
+                    command = (b"EVALSHA", per_call[position].sha, len(keys), *keys, *args)
+                    yield _pack_command(command), 1
 
             for position, reply in zip(sent, self._exchange(commands, len(sent)), strict=True):
                 replies[position] = reply
@@ -779,49 +778,71 @@ class RedisStorage(Storage):
         :raises redis.exceptions.ResponseError: the first error reply, once
             every reply was read (the connection stays usable).
         """
-        data = [b"".join(packed)]
-        replies = self._exchange(lambda: data, len(packed))
+        data = b"".join(packed)
+        replies = self._exchange(lambda: iter(((data, len(packed)),)), len(packed))
         for reply in replies:
             if isinstance(reply, redis.exceptions.ResponseError):
                 raise reply
         return replies
 
-    def _exchange(self, commands: Callable[[], Iterable[bytes]], count: int) -> list[Any]:
-        """Send packed commands in one round trip and read their ``count``
+    def _exchange(
+        self, commands: Callable[[], Iterator[tuple[bytes, int]]], count: int
+    ) -> list[Any]:
+        """Send ``count`` packed commands in one round trip and read their
         replies, on a connection of the client's own pool with its retry
         policy (reads are resent, writes are not) and its error handling.
+        Error replies are returned in place, as their exceptions.
 
-        ``commands()`` gives the bytes to send, once per attempt; each piece
-        is written to the socket as soon as it is produced, so that the
-        server can run the first commands while later ones are still being
-        packed (bulk writes pack one script per chunk of records).  Error
-        replies are returned in place, as their exceptions.
+        ``commands()`` makes the commands, once per attempt, in pieces:
+        (bytes, the number of commands they hold).  On a sync connection
+        each piece is written to the socket as soon as it is made, so
+        the server runs the first commands while later ones are still being
+        packed (a bulk write packs one script per chunk of records).  An
+        async connection is given them all at once (it would pack them
+        inside its write timeout).  If making a command fails, none after
+        it is sent, the replies of those sent are read (the connection stays
+        usable) and :class:`~repocket.errors.StorageError` is raised: the
+        commands sent were run.
         """
         client = self._client
         pool = client.connection_pool
         conn: Any = client.connection or pool.get_connection()
+        outgoing = _Outgoing(commands)
+        # (a fakeredis connection is a sync redis-py one too)
+        streams = isinstance(conn, redis.connection.AbstractConnection)
 
         def send_and_read() -> list[Any]:
-            conn.send_packed_command(commands())
-            fast = _hiredis_replies(conn, count)
+            conn.send_packed_command(outgoing if streams else list(outgoing))
+            sent = outgoing.sent
+            fast = _hiredis_replies(conn, sent)
             if fast is not None:
                 return fast
             replies: list[Any] = []
             read = conn.read_response
-            for _ in range(count):
+            for _ in range(sent):
                 try:
                     replies.append(read())
                 except redis.exceptions.ResponseError as exc:
                     replies.append(exc)
             return replies
 
+        # a client of one connection serialises its users (as redis-py does)
+        lock = getattr(client, "single_connection_lock", None) if client.connection else None
         try:
-            replies: list[Any] = conn.retry.call_with_retry(
-                send_and_read, lambda _error: conn.disconnect()
-            )
+            with lock or contextlib.nullcontext():
+                replies: list[Any] = conn.retry.call_with_retry(
+                    send_and_read, lambda _error: conn.disconnect()
+                )
         finally:
             if client.connection is None:
                 pool.release(conn)
+        failure = outgoing.failure
+        if failure is not None:
+            raise StorageError(
+                f"{self.describe()} was sent {outgoing.sent} of {count} commands of one "
+                f"request: making the next failed ({type(failure).__name__}: {failure}); "
+                f"the {outgoing.sent} sent were run, the others not"
+            ) from failure
         return replies
 
     def iter_ids(self, collection: Collection, batch_size: int = 500) -> Iterator[str]:
@@ -1920,6 +1941,35 @@ def _ttl_ms(seconds: float) -> str:
     return str(max(1, math.ceil(seconds * 1000)))
 
 
+class _Outgoing:
+    """The commands of one request, made while they are sent: iterating
+    gives their pieces one by one, counting the commands given (``sent``)
+    and stopping at the first piece that cannot be made (its error kept in
+    ``failure``: the caller reads the replies of the commands sent, then
+    reports it).  Each iteration starts over."""
+
+    __slots__ = ("_make", "failure", "sent")
+
+    def __init__(self, make: Callable[[], Iterator[tuple[bytes, int]]]) -> None:
+        self._make = make
+        self.sent = 0
+        self.failure: Exception | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.sent, self.failure = 0, None
+        made = self._make()
+        while True:
+            try:
+                piece, commands = next(made)
+            except StopIteration:
+                return
+            except Exception as exc:  # not sent: the request ends before it
+                self.failure = exc
+                return
+            self.sent += commands
+            yield piece
+
+
 class _MadeOnDemand(Sequence[_T]):
     """A sequence whose items are made when first read, then kept."""
 
@@ -1949,12 +1999,12 @@ class _MadeOnDemand(Sequence[_T]):
 
 
 def _pack_command_py(args: Sequence[str | bytes | int | float]) -> bytes:
-    """One command in the redis protocol, as redis-py packs it: strings as
-    UTF-8, numbers as their ``repr``."""
+    """One command in the redis protocol, as redis-py packs it: bytes as
+    they are, strings as UTF-8, numbers as their ``repr``."""
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
-        if isinstance(arg, bytes):
-            data = arg
+        if isinstance(arg, (bytes, bytearray, memoryview)):
+            data = bytes(arg)
         elif isinstance(arg, str):
             data = arg.encode("utf-8")
         elif isinstance(arg, (int, float)) and not isinstance(arg, bool):
@@ -1970,8 +2020,8 @@ def _hiredis_packer() -> Callable[[Sequence[str | bytes | int | float]], bytes]:
         from hiredis import pack_command
     except ImportError:  # pragma: no cover - hiredis is optional
         return _pack_command_py
-    # hiredis packs bytes, str (UTF-8), int and float exactly as redis-py
-    # does, in C; it refuses anything else (bool included) with TypeError
+    # hiredis packs bytes, str (UTF-8), int and float in C, byte for byte as
+    # redis-py does (tested); the scripts' arguments are only of these types
     return cast("Callable[[Sequence[str | bytes | int | float]], bytes]", pack_command)
 
 
