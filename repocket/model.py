@@ -446,7 +446,7 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
 
     def __init__(self, **kw: Any) -> None:
         cls = type(self)
-        unknown = [name for name in kw if name not in cls._fields]
+        unknown = [] if kw.keys() <= cls._fields.keys() else [n for n in kw if n not in cls._fields]
         if unknown:
             raise errors.UnknownFieldError(
                 f"{cls.__name__} has no field {', '.join(map(repr, unknown))}; "
@@ -481,12 +481,16 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
         _set_instance_dict(self, state)
         if kw:
             setters = cls._field_setters
+            model_name = cls.__name__
             for name, field in cls._fields.items():  # in field order, as errors are
                 if name in kw:
-                    if name in setters:
-                        field.__set__(self, kw[name])  # what setattr() would call
-                    else:
+                    if name not in setters:
                         setattr(self, name, kw[name])
+                    elif type(field).__set__ is _PLAIN_SET:
+                        # what Attribute.__set__ does, without its call
+                        values[name] = field.clean(kw[name], model_name)
+                    else:
+                        field.__set__(self, kw[name])  # what setattr() would call
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Assign a field (validated by the field), or refuse a name that is
@@ -1107,6 +1111,7 @@ class ActiveRecord(metaclass=ActiveRecordMeta):
 
 
 _NOT_READ: Any = serialization.NOT_JSON
+_PLAIN_SET = Attribute.__set__
 _object_setattr = object.__setattr__
 # Sets a new instance's state past __setattr__ (which would cost a Python call
 # per name) in one C call.  A new dict, not items written into __dict__: an
