@@ -226,6 +226,9 @@ class RedisClusterStorage(RedisStorage):
         ``ssl``...).
     """
 
+    # redis-py's cluster client sends each script to the node of its keys
+    _packs_scripts = False
+
     scheme = "redis+cluster"
     # Expiring records are not supported on a cluster yet: the expiry index
     # would release unique claims kept in other slots (see docs/cluster.rst).
